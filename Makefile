@@ -1,0 +1,42 @@
+# kms-guard: every target sets up what it needs itself (uv from PyPI if missing, then .venv from uv.lock).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV_VERSION := 0.13.9
+UV ?= $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+VENV := .venv
+STAMP := $(VENV)/.synced
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+
+.PHONY: help setup test lint typecheck unit demo synth bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+.tools/bin/uv:
+	@echo "uv not found: installing uv $(UV_VERSION) from PyPI into .tools/"
+	python3 -m venv .tools
+	.tools/bin/python -m pip install --quiet --disable-pip-version-check 'uv==$(UV_VERSION)'
+
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	"$(UV)" sync --frozen
+	@touch $(STAMP)
+
+setup: $(STAMP) ## create .venv from uv.lock
+
+lint: $(STAMP) ## ruff
+	"$(UV)" run --frozen ruff check .
+	"$(UV)" run --frozen ruff format --check .
+
+typecheck: $(STAMP) ## mypy (strict on the package)
+	"$(UV)" run --frozen mypy
+
+test: lint typecheck ## ruff, mypy and the whole pytest suite
+	"$(UV)" run --frozen pytest
+
+unit: $(STAMP) ## the fast unit tests only
+	"$(UV)" run --frozen pytest tests/unit -q
+
+clean: ## remove generated files
+	rm -rf $(VENV) .tools cdk.out .pytest_cache .mypy_cache .ruff_cache .hypothesis

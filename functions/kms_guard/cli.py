@@ -1,0 +1,236 @@
+"""The `kms-guard` command. Contract (commands, JSON fields, exit codes): design.md, "The kms-guard command".
+
+Exit codes: 0 compliant / handled, 1 non-compliant / cannot repair safely, 2 bad input, 3 at-risk.
+Bad input never shows a traceback: one line on stderr that says what is wrong and where.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn, TextIO
+
+from kms_guard.core.arns import ArnError, KeyArn
+from kms_guard.core.compliance import PolicyAssessment, assess_policy
+from kms_guard.core.findings import Finding, Verdict, verdict_of
+from kms_guard.core.policy import MAX_POLICY_BYTES, PolicyError, parse_policy
+from kms_guard.core.repair import guard_statement, plan_repair
+from kms_guard.core.vendor import ACCOUNT_ID, ROCKSET, VendorProfile
+
+EXIT_OK = 0
+EXIT_NON_COMPLIANT = 1
+EXIT_BAD_INPUT = 2
+EXIT_AT_RISK = 3
+
+VERDICT_EXIT: dict[Verdict, int] = {"compliant": EXIT_OK, "non-compliant": EXIT_NON_COMPLIANT, "at-risk": EXIT_AT_RISK}
+
+
+class BadInput(Exception):
+    """A user error: printed as one line, exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise BadInput(f"{self.prog}: {message}")
+
+
+def _read_input(path: str, what: str = "policy") -> str:
+    try:
+        if path == "-":
+            data = sys.stdin.buffer.read()
+        else:
+            with open(path, "rb") as handle:
+                data = handle.read(4 * 1024 * 1024 + 1)
+    except OSError as exc:
+        raise BadInput(f"cannot read {what} file {path}: {exc.strerror}") from None
+    if len(data) > 4 * 1024 * 1024:
+        raise BadInput(f"{what} file {path} is larger than 4 MB")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"{what} file {path} is not UTF-8 text (byte {exc.start})") from None
+
+
+def _vendor(args: argparse.Namespace) -> VendorProfile:
+    account = args.vendor_account
+    if not ACCOUNT_ID.match(account):
+        raise BadInput(f"--vendor-account must be a 12-digit AWS account ID, not {account[:40]!r}")
+    return ROCKSET.with_account(account)
+
+
+def _key_arn(args: argparse.Namespace) -> str | None:
+    if args.key_arn is None:
+        return None
+    try:
+        return str(KeyArn.parse(args.key_arn))
+    except ArnError as exc:
+        raise BadInput(f"--key-arn: {exc}") from None
+
+
+def _policy_assessment(text: str, profile: VendorProfile, source: str, key_arn: str | None) -> PolicyAssessment:
+    try:
+        return assess_policy(parse_policy(text), profile, key_arn=key_arn)
+    except PolicyError as exc:
+        raise BadInput(f"{source}: {exc}") from None
+
+
+def _source(path: str) -> str:
+    return "stdin" if path == "-" else path
+
+
+# --- text rendering --------------------------------------------------------------------------------------------
+
+_VERDICT_TEXT: dict[Verdict, str] = {
+    "compliant": "COMPLIANT",
+    "at-risk": "AT RISK",
+    "non-compliant": "NON-COMPLIANT",
+}
+
+
+def render_finding(finding: Finding) -> str:
+    where = f" [{finding.region}]" if finding.region else ""
+    stmt = f" (statement {finding.statement})" if finding.statement is not None else ""
+    return f"  {finding.severity.upper():8} {finding.code}{where}{stmt}: {finding.message}"
+
+
+def _print_policy_verdict(assessment: PolicyAssessment, profile: VendorProfile, out: TextIO) -> None:
+    verdict = verdict_of(assessment.findings)
+    print(f"{_VERDICT_TEXT[verdict]}: key policy for {profile.name} (account {profile.account})", file=out)
+    if assessment.granted:
+        print(f"  granted:     {', '.join(assessment.granted)}", file=out)
+    if assessment.missing:
+        print(f"  missing:     {', '.join(assessment.missing)}", file=out)
+    if assessment.conditional:
+        print(f"  conditional: {', '.join(assessment.conditional)}", file=out)
+    for finding in assessment.findings:
+        print(render_finding(finding), file=out)
+
+
+def _emit_json(payload: dict[str, Any], out: TextIO) -> None:
+    json.dump(payload, out, indent=2, sort_keys=False)
+    out.write("\n")
+
+
+# --- commands --------------------------------------------------------------------------------------------------
+
+
+def cmd_check_policy(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    profile = _vendor(args)
+    assessment = _policy_assessment(_read_input(args.file), profile, _source(args.file), _key_arn(args))
+    verdict = verdict_of(assessment.findings)
+    if args.output == "json":
+        _emit_json(
+            {
+                "verdict": verdict,
+                "granted_actions": list(assessment.granted),
+                "missing_actions": list(assessment.missing),
+                "conditional_actions": list(assessment.conditional),
+                "findings": [f.to_dict() for f in assessment.findings],
+            },
+            out,
+        )
+    else:
+        _print_policy_verdict(assessment, profile, out)
+    return VERDICT_EXIT[verdict]
+
+
+def cmd_fix_policy(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    profile = _vendor(args)
+    text = _read_input(args.file)
+    try:
+        plan = plan_repair("restore-statement", text, profile, key_arn=_key_arn(args))
+    except PolicyError as exc:
+        raise BadInput(f"{_source(args.file)}: {exc}") from None
+    if args.output == "json":
+        policies = {"repair": plan.policy, "already-compliant": text, "refused": None}
+        _emit_json({**plan.to_dict(), "policy": policies[plan.status]}, out)
+    else:
+        if plan.status == "repair" and plan.policy is not None:
+            out.write(plan.policy if plan.policy.endswith("\n") else plan.policy + "\n")
+        elif plan.status == "already-compliant":
+            out.write(text if text.endswith("\n") else text + "\n")
+        prefix = {"repair": "repaired", "already-compliant": "unchanged", "refused": "cannot repair safely"}
+        print(f"{prefix[plan.status]}: {plan.description}", file=err)
+    return EXIT_NON_COMPLIANT if plan.status == "refused" else EXIT_OK
+
+
+def cmd_statement(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    profile = _vendor(args)
+    statements = [guard_statement(profile)]
+    if args.output == "json":
+        _emit_json({"statements": statements}, out)
+    else:
+        print(
+            f"# Add this statement to the key policy in every Region ({profile.name} account {profile.account}).",
+            file=out,
+        )
+        for statement in statements:
+            print(json.dumps(statement, indent=2), file=out)
+    return EXIT_OK
+
+
+# --- parser ----------------------------------------------------------------------------------------------------
+
+Command = Callable[[argparse.Namespace, TextIO, TextIO], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _Parser(add_help=False)
+    common.add_argument("--output", choices=("text", "json"), default="text", help="text for people (default), json")
+    common.add_argument(
+        "--vendor-account",
+        default=ROCKSET.account,
+        metavar="ACCOUNT_ID",
+        help=f"the vendor's AWS account ID (default: Rockset's, {ROCKSET.account})",
+    )
+    parser = _Parser(prog="kms-guard", description="Guard a customer-managed KMS key that Rockset needs.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    check_policy = sub.add_parser(
+        "check-policy",
+        parents=[common],
+        help="evaluate a key policy document offline",
+        description=f"Evaluate a key policy (at most {MAX_POLICY_BYTES} bytes in KMS). Exit 0 compliant, "
+        "1 non-compliant, 3 at-risk, 2 bad input.",
+    )
+    check_policy.add_argument("file", metavar="FILE", help="policy JSON file, or - for stdin")
+    check_policy.add_argument("--key-arn", help="the key's ARN, to decide statements whose Resource names a key ARN")
+    check_policy.set_defaults(func=cmd_check_policy)
+
+    fix_policy = sub.add_parser(
+        "fix-policy",
+        parents=[common],
+        help="print the repaired key policy (stdout) and what changed (stderr)",
+        description="Add the missing actions to the guard-owned statement; never weakens a Deny or drops a "
+        "statement. Exit 0 repaired or already fine, 1 cannot repair safely, 2 bad input.",
+    )
+    fix_policy.add_argument("file", metavar="FILE", help="policy JSON file, or - for stdin")
+    fix_policy.add_argument("--key-arn", help="the key's ARN, to decide statements whose Resource names a key ARN")
+    fix_policy.set_defaults(func=cmd_fix_policy)
+
+    statement = sub.add_parser("statement", parents=[common], help="print the statement to add to a key policy")
+    statement.set_defaults(func=cmd_statement)
+    return parser
+
+
+def run(argv: Sequence[str], out: TextIO, err: TextIO) -> int:
+    try:
+        args = build_parser().parse_args(list(argv))
+        func: Command = args.func
+        return func(args, out, err)
+    except BadInput as exc:
+        print(f"kms-guard: error: {exc}", file=err)
+        return EXIT_BAD_INPUT
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return run(sys.argv[1:] if argv is None else argv, sys.stdout, sys.stderr)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

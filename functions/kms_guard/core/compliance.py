@@ -1,0 +1,239 @@
+"""Key compliance: key metadata and key policy, per Region, in; findings and verdicts out.
+
+A Region is compliant only when its key exists, is usable (Enabled or Updating), has the vendor's key spec, usage
+and multi-Region property, and its key policy proves the vendor's account is allowed every required action with no
+Deny that applies or may apply. A Region whose key is missing or unreadable is never compliant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kms_guard.core.evaluate import ActionDecision, Caller, evaluate, is_public
+from kms_guard.core.findings import Code, Finding, KeyReport, RegionReport
+from kms_guard.core.policy import Policy, PolicyError, parse_policy
+from kms_guard.core.vendor import VendorProfile
+
+PENDING_DELETION_STATES = ("PendingDeletion", "PendingReplicaDeletion")
+
+
+@dataclass(frozen=True)
+class PolicyAssessment:
+    decisions: dict[str, ActionDecision]
+    findings: tuple[Finding, ...]
+
+    def actions_with(self, *decisions: str) -> tuple[str, ...]:
+        return tuple(a for a, d in self.decisions.items() if d.decision in decisions)
+
+    @property
+    def granted(self) -> tuple[str, ...]:
+        return self.actions_with("allowed")
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        return self.actions_with("not-granted", "denied")
+
+    @property
+    def conditional(self) -> tuple[str, ...]:
+        return self.actions_with("conditional")
+
+
+def assess_policy(
+    policy: Policy, profile: VendorProfile, *, region: str | None = None, key_arn: str | None = None
+) -> PolicyAssessment:
+    """Evaluate a parsed key policy against the vendor's requirement."""
+    decisions = evaluate(policy, Caller(profile.account, key_arn), profile.concrete_actions)
+    who = f"{profile.name}'s account {profile.account}"
+    findings: list[Finding] = []
+
+    denied: dict[str, list[str]] = {}
+    for action, decision in decisions.items():
+        if decision.decision == "denied":
+            for match in decision.denied_by:
+                denied.setdefault(match.statement.label, []).append(action)
+    for label, acts in denied.items():
+        findings.append(
+            Finding(
+                Code.ACTION_DENIED,
+                "critical",
+                region,
+                f"Deny statement {label} takes {', '.join(acts)} away from {who}; an explicit Deny wins over any "
+                "Allow, so the guard will not repair this: change or remove that statement.",
+                tuple(acts),
+                label,
+            )
+        )
+
+    not_granted = tuple(a for a, d in decisions.items() if d.decision == "not-granted")
+    if not_granted:
+        findings.append(
+            Finding(
+                Code.ACTION_NOT_GRANTED,
+                "critical",
+                region,
+                f"No statement allows {who} {', '.join(not_granted)}; add the statement printed by "
+                "`kms-guard statement`.",
+                not_granted,
+            )
+        )
+
+    conditional: dict[str, list[str]] = {}
+    for action, decision in decisions.items():
+        if decision.decision == "conditional":
+            conditional.setdefault(decision.reason, []).append(action)
+    for reason, acts in conditional.items():
+        decision = decisions[acts[0]]
+        culprit = (decision.maybe_denied_by or decision.maybe_allowed_by)[0].statement.label
+        findings.append(
+            Finding(
+                Code.GRANT_CONDITIONAL,
+                "warning",
+                region,
+                f"{', '.join(acts)} for {who}: {reason}; the guard cannot prove access offline.",
+                tuple(acts),
+                culprit,
+            )
+        )
+
+    for statement in policy.statements:
+        if is_public(statement):
+            findings.append(
+                Finding(
+                    Code.PUBLIC_PRINCIPAL,
+                    "warning",
+                    region,
+                    f"Statement {statement.label} allows everyone (any AWS account) with no condition; not a problem "
+                    f"for {profile.name}, but anyone may use this key for the actions it lists.",
+                    statement=statement.label,
+                )
+            )
+    return PolicyAssessment(decisions, tuple(findings))
+
+
+@dataclass(frozen=True)
+class RegionObservation:
+    """What the guard read of the key in one Region."""
+
+    region: str
+    key_arn: str
+    metadata: Mapping[str, Any] | None = None
+    """DescribeKey's KeyMetadata, or None if it could not be read."""
+    policy: str | None = None
+    """The key policy text, or None if it could not be read."""
+    not_found: bool = False
+    error: str | None = None
+    """Why the key or its policy could not be read (access denied, throttled past retries)."""
+
+
+def assess_region(observation: RegionObservation, profile: VendorProfile) -> RegionReport:
+    region, key_arn = observation.region, observation.key_arn
+    if observation.not_found:
+        message = (
+            f"No key with this key ID exists in {region}: {profile.name} cannot operate in this Region until the "
+            "key is replicated there with the grant."
+        )
+        return RegionReport(region, key_arn, None, (Finding(Code.KEY_NOT_FOUND, "critical", region, message),))
+
+    findings: list[Finding] = []
+    metadata = observation.metadata
+    state = str(metadata.get("KeyState")) if metadata is not None else None
+    if metadata is not None:
+        findings.extend(_metadata_findings(metadata, profile, region))
+    if metadata is None or observation.policy is None:
+        what = "the key" if metadata is None else "the key policy"
+        reason = observation.error or "no answer"
+        findings.append(
+            Finding(
+                Code.POLICY_UNREADABLE,
+                "critical",
+                region,
+                f"The guard could not read {what} in {region} ({reason}); it cannot tell whether {profile.name} "
+                "still has access. Check that the key policy lets the guard's role call kms:DescribeKey and "
+                "kms:GetKeyPolicy.",
+            )
+        )
+        return RegionReport(region, key_arn, state, tuple(findings), observation.policy)
+
+    try:
+        policy = parse_policy(observation.policy)
+    except PolicyError as exc:
+        findings.append(
+            Finding(
+                Code.POLICY_UNREADABLE,
+                "critical",
+                region,
+                f"The key policy in {region} could not be understood ({exc}); the guard cannot vouch for access.",
+            )
+        )
+    else:
+        findings.extend(assess_policy(policy, profile, region=region, key_arn=key_arn).findings)
+    return RegionReport(region, key_arn, state, tuple(findings), observation.policy)
+
+
+def _metadata_findings(metadata: Mapping[str, Any], profile: VendorProfile, region: str) -> list[Finding]:
+    out: list[Finding] = []
+    state = metadata.get("KeyState")
+    if state == "Disabled":
+        out.append(
+            Finding(
+                Code.KEY_DISABLED,
+                "critical",
+                region,
+                f"The key is disabled in {region}: {profile.name} queries there fail within minutes and ingestion "
+                "halts; collections are paused after a few hours.",
+            )
+        )
+    elif state in PENDING_DELETION_STATES:
+        out.append(
+            Finding(
+                Code.KEY_PENDING_DELETION,
+                "critical",
+                region,
+                f"The key is scheduled for deletion in {region} ({state}): it is unusable now and its data will be "
+                "lost for good when the waiting period ends. Cancel the deletion and enable the key.",
+            )
+        )
+    elif state not in profile.usable_states:
+        out.append(
+            Finding(
+                Code.KEY_UNUSABLE,
+                "critical",
+                region,
+                f"The key is in state {state} in {region}, in which encryption and decryption fail.",
+            )
+        )
+    if metadata.get("MultiRegion") is not True:
+        out.append(
+            Finding(
+                Code.KEY_NOT_MULTI_REGION,
+                "critical",
+                region,
+                f"The key in {region} is not a multi-Region key; {profile.name} needs one.",
+            )
+        )
+    spec = metadata.get("KeySpec", metadata.get("CustomerMasterKeySpec"))
+    if spec != profile.key_spec:
+        out.append(
+            Finding(
+                Code.KEY_SPEC_INVALID,
+                "critical",
+                region,
+                f"The key spec in {region} is {spec}, not {profile.key_spec}.",
+            )
+        )
+    if metadata.get("KeyUsage") != profile.key_usage:
+        out.append(
+            Finding(
+                Code.KEY_USAGE_INVALID,
+                "critical",
+                region,
+                f"The key usage in {region} is {metadata.get('KeyUsage')}, not {profile.key_usage}.",
+            )
+        )
+    return out
+
+
+def assess_key(key_arn: str, observations: list[RegionObservation], profile: VendorProfile) -> KeyReport:
+    return KeyReport(key_arn, tuple(assess_region(o, profile) for o in observations))

@@ -1,0 +1,302 @@
+"""Repair planning: pure functions that return the policy to write and what it changes, or why not to write.
+
+The remediation rules of design.md, as far as a plan can enforce them:
+- `restore-statement` adds the missing actions to one statement the guard owns (a fixed Sid), or creates it. Every
+  other statement is kept byte-for-byte: the new text is spliced into the original, never re-serialised.
+- `revert` puts back the last policy recorded as compliant; with none recorded it falls back to `restore-statement`,
+  and so it does when reverting would remove or change a Deny statement.
+- An explicit Deny that blocks the vendor is reported, never weakened: the plan is refused, naming the statement.
+- A policy over 32 KB is never produced.
+- Every plan is checked before it is returned: the new text must parse, give the vendor every required action, and
+  keep the other statements as they were; otherwise the plan is refused.
+Nothing here bypasses the policy lockout safety check: that is a PutKeyPolicy flag the writer never sets.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from kms_guard.core.compliance import PolicyAssessment, assess_policy
+from kms_guard.core.policy import MAX_POLICY_BYTES, parse_policy
+from kms_guard.core.vendor import VendorProfile
+
+Mode = Literal["restore-statement", "revert"]
+Status = Literal["repair", "already-compliant", "refused"]
+
+
+@dataclass(frozen=True)
+class RepairPlan:
+    mode: Mode
+    status: Status
+    description: str
+    policy: str | None = None
+    """The policy to write (status `repair` only)."""
+    added_actions: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "status": self.status,
+            "description": self.description,
+            "added_actions": list(self.added_actions),
+        }
+
+
+def guard_statement(profile: VendorProfile, actions: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """The statement the guard owns: the vendor's account, the required actions, this key."""
+    return {
+        "Sid": profile.statement_sid,
+        "Effect": "Allow",
+        "Principal": {"AWS": profile.principal_arn},
+        "Action": list(actions if actions is not None else profile.concrete_actions),
+        "Resource": "*",
+    }
+
+
+def plan_repair(
+    mode: Mode,
+    policy_text: str,
+    profile: VendorProfile,
+    *,
+    key_arn: str | None = None,
+    baseline: str | None = None,
+) -> RepairPlan:
+    """Plan a repair of `policy_text` (raises `PolicyError` if it is not a policy)."""
+    if mode == "revert":
+        if baseline is None:
+            plan = plan_restore_statement(policy_text, profile, key_arn=key_arn)
+            return _fallback(plan, "no compliant policy has been recorded for this Region")
+        plan = plan_revert(policy_text, baseline, profile, key_arn=key_arn)
+        if plan.status == "refused" and plan.description.startswith(_DENY_CHANGE):
+            return _fallback(plan_restore_statement(policy_text, profile, key_arn=key_arn), plan.description)
+        return plan
+    return plan_restore_statement(policy_text, profile, key_arn=key_arn)
+
+
+def _fallback(plan: RepairPlan, why: str) -> RepairPlan:
+    return RepairPlan(
+        "revert",
+        plan.status,
+        f"{why}; fell back to restore-statement: {plan.description}",
+        plan.policy,
+        plan.added_actions,
+    )
+
+
+def plan_restore_statement(policy_text: str, profile: VendorProfile, *, key_arn: str | None = None) -> RepairPlan:
+    policy = parse_policy(policy_text)
+    assessment = assess_policy(policy, profile, key_arn=key_arn)
+    refusal = _deny_refusal(assessment, profile)
+    if refusal:
+        return RepairPlan("restore-statement", "refused", refusal)
+
+    missing = tuple(a for a in profile.concrete_actions if a not in assessment.granted)
+    if not missing:
+        return RepairPlan("restore-statement", "already-compliant", f"{profile.name}'s grant is already whole.")
+
+    owned = next((s for s in policy.statements if s.sid == profile.statement_sid), None)
+    if owned is not None and owned.effect != "Allow":
+        return RepairPlan(
+            "restore-statement",
+            "refused",
+            f"statement {owned.label} carries the guard's Sid but is a Deny; the guard never changes a Deny.",
+        )
+
+    spans = _StatementSpans.locate(policy_text)
+    if owned is not None and not owned.action_negated:
+        kept = [a for a in owned.actions if not any(a.lower() == m.lower() for m in missing)]
+        actions = tuple(kept) + missing
+    else:
+        actions = profile.concrete_actions
+    new_statement = guard_statement(profile, actions)
+    if owned is not None:
+        new_text = spans.replace(owned.index, new_statement)
+        what = f"added {', '.join(missing)} to statement {profile.statement_sid}"
+        if owned.conditions or owned.principal_negated or owned.action_negated or owned.resource_negated:
+            what += " (and reset it to its canonical form: vendor account, no condition)"
+    else:
+        new_text = spans.append(new_statement)
+        what = f"added statement {profile.statement_sid} allowing {profile.name}'s account {', '.join(missing)}"
+
+    problem = _check(spans, new_text, profile, key_arn, replaced=owned.index if owned else None)
+    if problem:
+        return RepairPlan("restore-statement", "refused", problem)
+    return RepairPlan("restore-statement", "repair", what + "; every other statement is unchanged.", new_text, missing)
+
+
+_DENY_CHANGE = "reverting would remove or change Deny statement"
+
+
+def plan_revert(policy_text: str, baseline: str, profile: VendorProfile, *, key_arn: str | None = None) -> RepairPlan:
+    policy = parse_policy(policy_text)
+    assessment = assess_policy(policy, profile, key_arn=key_arn)
+    if not assessment.missing and not assessment.conditional:
+        return RepairPlan("revert", "already-compliant", f"{profile.name}'s grant is already whole.")
+    refusal = _deny_refusal(assessment, profile)
+    if refusal:
+        return RepairPlan("revert", "refused", refusal)
+
+    base_policy = parse_policy(baseline)
+    base_assessment = assess_policy(base_policy, profile, key_arn=key_arn)
+    if base_assessment.missing or base_assessment.conditional:
+        return RepairPlan("revert", "refused", "the recorded baseline policy does not itself grant the vendor access.")
+    if len(baseline.encode("utf-8")) > MAX_POLICY_BYTES:
+        return RepairPlan("revert", "refused", f"the recorded baseline is over {MAX_POLICY_BYTES} bytes.")
+
+    current_raw = _raw_statements(policy_text)
+    base_raw = [_canonical(s) for s in _raw_statements(baseline)]
+    for statement, raw in zip(policy.statements, current_raw, strict=True):
+        if statement.effect == "Deny" and _canonical(raw) not in base_raw:
+            return RepairPlan("revert", "refused", f"{_DENY_CHANGE} {statement.label}.")
+
+    gone = [s.label for s, raw in zip(policy.statements, current_raw, strict=True) if _canonical(raw) not in base_raw]
+    current_set = {_canonical(r) for r in current_raw}
+    back = [
+        s.label
+        for s, raw in zip(base_policy.statements, _raw_statements(baseline), strict=True)
+        if _canonical(raw) not in current_set
+    ]
+    detail = "; ".join(
+        part
+        for part in (
+            f"restores statement(s) {', '.join(back)}" if back else "",
+            f"drops statement(s) {', '.join(gone)} added since" if gone else "",
+        )
+        if part
+    )
+    added = tuple(a for a in profile.concrete_actions if a not in assessment.granted)
+    return RepairPlan(
+        "revert",
+        "repair",
+        f"put back the last policy recorded as compliant ({detail or 'same statements'}).",
+        baseline,
+        added,
+    )
+
+
+def _deny_refusal(assessment: PolicyAssessment, profile: VendorProfile) -> str | None:
+    """A Deny that blocks (or may block) the vendor: never weakened, so the plan is refused, naming it."""
+    for action, decision in assessment.decisions.items():
+        if decision.denied_by:
+            label = decision.denied_by[0].statement.label
+            return (
+                f"Deny statement {label} blocks {action} for {profile.name}'s account; the guard never weakens a Deny: "
+                "change or remove that statement."
+            )
+    for action, decision in assessment.decisions.items():
+        if decision.maybe_denied_by and decision.decision == "conditional" and decision.allowed_by:
+            label = decision.maybe_denied_by[0].statement.label
+            return (
+                f"Deny statement {label} may block {action} for {profile.name}'s account under conditions the guard "
+                "cannot decide; the guard never weakens a Deny."
+            )
+    return None
+
+
+def _check(
+    spans: _StatementSpans, new_text: str, profile: VendorProfile, key_arn: str | None, replaced: int | None
+) -> str | None:
+    """Refuse a plan that is too large, does not grant the vendor everything, or touches another statement."""
+    size = len(new_text.encode("utf-8"))
+    if size > MAX_POLICY_BYTES:
+        return f"the repaired policy would be {size} bytes, over the {MAX_POLICY_BYTES}-byte key policy limit."
+    result = assess_policy(parse_policy(new_text), profile, key_arn=key_arn)
+    if result.missing or result.conditional:
+        return f"the repaired policy would still not grant {', '.join(result.missing + result.conditional)}."
+    before = spans.item_texts()
+    after = _StatementSpans.locate(new_text).item_texts()
+    if replaced is None:
+        unchanged = after[:-1] == before
+    else:
+        unchanged = len(after) == len(before) and all(
+            a == b for i, (a, b) in enumerate(zip(after, before, strict=True)) if i != replaced
+        )
+    return None if unchanged else "internal check failed: the repair would change another statement; nothing written."
+
+
+def _canonical(raw: Any) -> str:
+    return json.dumps(raw, sort_keys=True, separators=(",", ":"))
+
+
+def _raw_statements(text: str) -> list[Any]:
+    raw = json.loads(text)["Statement"]
+    return raw if isinstance(raw, list) else [raw]
+
+
+_WS = re.compile(r"[ \t\n\r]*")
+
+
+@dataclass(frozen=True)
+class _StatementSpans:
+    """Where the Statement value and each statement sit in the original text, to splice without re-serialising."""
+
+    text: str
+    value: tuple[int, int]
+    items: tuple[tuple[int, int], ...]
+    is_list: bool
+
+    @classmethod
+    def locate(cls, text: str) -> _StatementSpans:
+        decoder = json.JSONDecoder()
+
+        def skip(i: int) -> int:
+            match = _WS.match(text, i)
+            return match.end() if match else i
+
+        i = skip(0)
+        if text[i] != "{":
+            raise ValueError("policy is not a JSON object")
+        i = skip(i + 1)
+        value: tuple[int, int] | None = None
+        while text[i] != "}":
+            key, i = json.decoder.scanstring(text, i + 1)  # type: ignore[attr-defined]
+            i = skip(skip(i) + 1)  # past ':'
+            _, end = decoder.raw_decode(text, i)
+            if key == "Statement":
+                value = (i, end)  # the last duplicate wins, as in json.loads
+            i = skip(end)
+            if text[i] == ",":
+                i = skip(i + 1)
+        if value is None:
+            raise ValueError("policy has no Statement")
+        start, end = value
+        if text[start] != "[":
+            return cls(text, value, (value,), is_list=False)
+        items: list[tuple[int, int]] = []
+        i = skip(start + 1)
+        while text[i] != "]":
+            _, item_end = decoder.raw_decode(text, i)
+            items.append((i, item_end))
+            i = skip(item_end)
+            if text[i] == ",":
+                i = skip(i + 1)
+        return cls(text, value, tuple(items), is_list=True)
+
+    def item_texts(self) -> list[str]:
+        return [self.text[start:end] for start, end in self.items]
+
+    def _render(self, statement: dict[str, Any], at: int) -> str:
+        line_start = self.text.rfind("\n", 0, at) + 1
+        indent = self.text[line_start:at] if self.text[line_start:at].strip() == "" else ""
+        return json.dumps(statement, indent=2).replace("\n", "\n" + indent)
+
+    def replace(self, index: int, statement: dict[str, Any]) -> str:
+        start, end = self.items[index]
+        return self.text[:start] + self._render(statement, start) + self.text[end:]
+
+    def append(self, statement: dict[str, Any]) -> str:
+        if not self.is_list:
+            start, end = self.value
+            return self.text[:start] + "[" + self.text[start:end] + ", " + json.dumps(statement) + "]" + self.text[end:]
+        if not self.items:
+            start, _ = self.value
+            return self.text[: start + 1] + json.dumps(statement) + self.text[start + 1 :]
+        last_start, last_end = self.items[-1]
+        line_start = self.text.rfind("\n", 0, last_start) + 1
+        prefix = self.text[line_start:last_start]
+        if prefix.strip() == "":
+            return self.text[:last_end] + ",\n" + prefix + self._render(statement, last_start) + self.text[last_end:]
+        return self.text[:last_end] + ", " + json.dumps(statement) + self.text[last_end:]
