@@ -1,7 +1,6 @@
 """The KMS action catalogue and IAM wildcard matching."""
 
 import pytest
-
 from kms_guard.core import actions
 
 
@@ -41,12 +40,15 @@ def test_catalogue_records_its_source_and_date():
 @pytest.mark.parametrize(
     ("pattern", "expected"),
     [
-        ("kms:GenerateDataKey*", {
-            "kms:GenerateDataKey",
-            "kms:GenerateDataKeyWithoutPlaintext",
-            "kms:GenerateDataKeyPair",
-            "kms:GenerateDataKeyPairWithoutPlaintext",
-        }),
+        (
+            "kms:GenerateDataKey*",
+            {
+                "kms:GenerateDataKey",
+                "kms:GenerateDataKeyWithoutPlaintext",
+                "kms:GenerateDataKeyPair",
+                "kms:GenerateDataKeyPairWithoutPlaintext",
+            },
+        ),
         ("KMS:DECRYPT", {"kms:Decrypt"}),
         ("kms:?ncrypt", {"kms:Encrypt"}),
         ("kms:ReEncrypt*", {"kms:ReEncryptFrom", "kms:ReEncryptTo"}),

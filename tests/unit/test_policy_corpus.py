@@ -1,11 +1,11 @@
 """The named policy corpus: each file under tests/policies/ carries its expected verdict and actions."""
 
 import pytest
-
 from kms_guard.core.compliance import assess_policy
 from kms_guard.core.findings import verdict_of
 from kms_guard.core.policy import parse_policy_document
 from kms_guard.core.vendor import ROCKSET
+
 from tests.support import load_policy_case, policy_case_names
 
 CASES = policy_case_names()

@@ -5,8 +5,8 @@ import json
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from kms_guard.core.policy import Condition, PolicyError, parse_policy, parse_policy_document
+
 from tests.support import policy_text, rockset_statement
 
 
@@ -58,25 +58,70 @@ BAD = [
     ('{"Version": "2020-01-01", "Statement": {}}', "Version: must be one of"),
     ('{"Statment": []}', "unknown top-level element 'Statment'"),
     ('{"Statement": {"Effect": "allow"}}', 'Statement[0].Effect: must be "Allow" or "Deny"'),
-    ('{"Statement": {"Effect": "Allow", "Action": "kms:*", "Resource": "*"}}', "Statement[0]: needs Principal or NotPrincipal"),
+    (
+        '{"Statement": {"Effect": "Allow", "Action": "kms:*", "Resource": "*"}}',
+        "Statement[0]: needs Principal or NotPrincipal",
+    ),
     (
         '{"Statement": {"Effect": "Allow", "Principal": "*", "NotPrincipal": "*", "Action": "kms:*", "Resource": "*"}}',
         "Statement[0]: has both Principal and NotPrincipal",
     ),
-    ('{"Statement": {"Effect": "Allow", "Principal": "*", "Resource": "*"}}', "Statement[0]: needs Action or NotAction"),
-    ('{"Statement": {"Effect": "Allow", "Principal": "*", "Action": "kms:*"}}', "Statement[0]: needs Resource or NotResource"),
-    ('{"Statement": {"Effect": "Allow", "Principal": "*", "Action": [], "Resource": "*"}}', "Statement[0].Action: must be a string or a non-empty list"),
-    ('{"Statement": {"Effect": "Allow", "Principal": "*", "Action": [1], "Resource": "*"}}', "Statement[0].Action[0]: must be a non-empty string"),
-    ('{"Statement": {"Effect": "Allow", "Principal": "me", "Action": "kms:*", "Resource": "*"}}', "Statement[0].Principal: must be"),
-    ('{"Statement": {"Effect": "Allow", "Principal": {"User": "x"}, "Action": "kms:*", "Resource": "*"}}', "unknown principal type 'User'"),
-    ('{"Statement": {"Effect": "Allow", "Principal": {"AWS": []}, "Action": "kms:*", "Resource": "*"}}', "Statement[0].Principal.AWS"),
-    ('{"Statement": {"Effect": "Allow", "Principal": "*", "Action": "kms:*", "Resource": "*", "Condition": []}}', "Statement[0].Condition: must be an object"),
-    ('{"Statement": {"Effect": "Allow", "Principal": "*", "Action": "kms:*", "Resource": "*", "Condition": {"StringEquals": 1}}}', "Statement[0].Condition.StringEquals: must be a non-empty object"),
-    ('{"Statement": {"Effect": "Allow", "Principal": "*", "Action": "kms:*", "Resource": "*", "Condition": {"Any:StringEquals": {"k": "v"}}}}', "unknown set qualifier 'Any'"),
-    ('{"Statement": {"Effect": "Allow", "Principal": "*", "Action": "kms:*", "Resource": "*", "Condition": {"StringEquals": {"k": []}}}}', "needs at least one value"),
-    ('{"Statement": {"Effect": "Allow", "Principal": "*", "Action": "kms:*", "Resource": "*", "Condition": {"StringEquals": {"k": {"a": 1}}}}}', "must be a string, number or boolean"),
-    ('{"Statement": {"Effect": "Allow", "Principal": "*", "Action": "kms:*", "Resource": "*", "Sid": 3}}', "Statement[0].Sid: must be a string"),
-    ('{"Statement": {"Effect": "Allow", "Principal": "*", "Action": "kms:*", "Resource": "*", "Actions": "x"}}', "Statement[0]: unknown element 'Actions'"),
+    (
+        '{"Statement": {"Effect": "Allow", "Principal": "*", "Resource": "*"}}',
+        "Statement[0]: needs Action or NotAction",
+    ),
+    (
+        '{"Statement": {"Effect": "Allow", "Principal": "*", "Action": "kms:*"}}',
+        "Statement[0]: needs Resource or NotResource",
+    ),
+    (
+        '{"Statement": {"Effect": "Allow", "Principal": "*", "Action": [], "Resource": "*"}}',
+        "Statement[0].Action: must be a string or a non-empty list",
+    ),
+    (
+        '{"Statement": {"Effect": "Allow", "Principal": "*", "Action": [1], "Resource": "*"}}',
+        "Statement[0].Action[0]: must be a non-empty string",
+    ),
+    (
+        '{"Statement": {"Effect": "Allow", "Principal": "me", "Action": "kms:*", "Resource": "*"}}',
+        "Statement[0].Principal: must be",
+    ),
+    (
+        '{"Statement": {"Effect": "Allow", "Principal": {"User": "x"}, "Action": "kms:*", "Resource": "*"}}',
+        "unknown principal type 'User'",
+    ),
+    (
+        '{"Statement": {"Effect": "Allow", "Principal": {"AWS": []}, "Action": "kms:*", "Resource": "*"}}',
+        "Statement[0].Principal.AWS",
+    ),
+    (
+        '{"Statement": {"Effect": "Allow", "Principal": "*", "Action": "kms:*", "Resource": "*", "Condition": []}}',
+        "Statement[0].Condition: must be an object",
+    ),
+    (
+        '{"Statement": {"Effect": "Allow", "Principal": "*", "Action": "kms:*", "Resource": "*", "Condition": {"StringEquals": 1}}}',
+        "Statement[0].Condition.StringEquals: must be a non-empty object",
+    ),
+    (
+        '{"Statement": {"Effect": "Allow", "Principal": "*", "Action": "kms:*", "Resource": "*", "Condition": {"Any:StringEquals": {"k": "v"}}}}',
+        "unknown set qualifier 'Any'",
+    ),
+    (
+        '{"Statement": {"Effect": "Allow", "Principal": "*", "Action": "kms:*", "Resource": "*", "Condition": {"StringEquals": {"k": []}}}}',
+        "needs at least one value",
+    ),
+    (
+        '{"Statement": {"Effect": "Allow", "Principal": "*", "Action": "kms:*", "Resource": "*", "Condition": {"StringEquals": {"k": {"a": 1}}}}}',
+        "must be a string, number or boolean",
+    ),
+    (
+        '{"Statement": {"Effect": "Allow", "Principal": "*", "Action": "kms:*", "Resource": "*", "Sid": 3}}',
+        "Statement[0].Sid: must be a string",
+    ),
+    (
+        '{"Statement": {"Effect": "Allow", "Principal": "*", "Action": "kms:*", "Resource": "*", "Actions": "x"}}',
+        "Statement[0]: unknown element 'Actions'",
+    ),
 ]
 
 
@@ -111,8 +156,25 @@ json_values = st.recursive(
     max_leaves=20,
 )
 policy_keys = st.sampled_from(
-    ["Version", "Statement", "Sid", "Effect", "Principal", "NotPrincipal", "Action", "NotAction", "Resource",
-     "NotResource", "Condition", "AWS", "StringEquals", "ForAnyValue:StringLike", "Allow", "Deny", "*"]
+    [
+        "Version",
+        "Statement",
+        "Sid",
+        "Effect",
+        "Principal",
+        "NotPrincipal",
+        "Action",
+        "NotAction",
+        "Resource",
+        "NotResource",
+        "Condition",
+        "AWS",
+        "StringEquals",
+        "ForAnyValue:StringLike",
+        "Allow",
+        "Deny",
+        "*",
+    ]
 )
 policy_shaped = st.recursive(
     st.none() | st.booleans() | st.integers() | st.sampled_from(["*", "Allow", "Deny", "kms:*", "2012-10-17", ""]),

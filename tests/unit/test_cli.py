@@ -1,0 +1,177 @@
+"""The offline commands: check-policy, fix-policy, statement (contract in design.md)."""
+
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+from kms_guard.cli import run
+
+from tests.support import POLICIES, admin_statement, policy_text, rockset_statement
+
+
+def call(*argv, stdin=None, monkeypatch=None):
+    out, err = io.StringIO(), io.StringIO()
+    code = run(list(argv), out, err)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def policy_file(tmp_path):
+    def write(text, name="policy.json"):
+        path = tmp_path / name
+        path.write_text(text)
+        return str(path)
+
+    return write
+
+
+def case_file(name):
+    """A corpus case's policy, written out as a plain policy document."""
+    doc = json.loads((POLICIES / f"{name}.json").read_text())["policy"]
+    return json.dumps(doc, indent=2)
+
+
+@pytest.mark.parametrize(
+    ("case", "exit_code", "verdict"),
+    [
+        ("grant-root-arn", 0, "compliant"),
+        ("missing-decrypt", 1, "non-compliant"),
+        ("allow-sourceip-condition", 3, "at-risk"),
+    ],
+)
+def test_check_policy_exit_codes_and_json(policy_file, case, exit_code, verdict):
+    code, out, err = call("check-policy", policy_file(case_file(case)), "--output", "json")
+    assert code == exit_code
+    payload = json.loads(out)
+    assert payload["verdict"] == verdict
+    assert set(payload) >= {"verdict", "granted_actions", "missing_actions", "findings"}
+    assert err == ""
+
+
+def test_check_policy_json_lists_concrete_actions(policy_file):
+    _, out, _ = call("check-policy", policy_file(case_file("missing-decrypt")), "--output", "json")
+    payload = json.loads(out)
+    assert payload["missing_actions"] == ["kms:Decrypt"]
+    assert "kms:GenerateDataKeyPairWithoutPlaintext" in payload["granted_actions"]
+    assert payload["findings"][0]["code"] == "ACTION_NOT_GRANTED"
+    assert payload["findings"][0]["actions"] == ["kms:Decrypt"]
+
+
+def test_check_policy_text_puts_the_verdict_first_then_findings_with_their_statement(policy_file):
+    code, out, _ = call("check-policy", policy_file(case_file("deny-decrypt-everyone")))
+    lines = out.splitlines()
+    assert code == 1
+    assert lines[0].startswith("NON-COMPLIANT")
+    assert any("ACTION_DENIED" in line and "(statement DenyRule)" in line for line in lines)
+
+
+def test_check_policy_vendor_account_changes_the_requirement(policy_file):
+    path = policy_file(case_file("grant-root-arn"))
+    assert call("check-policy", path)[0] == 0
+    assert call("check-policy", path, "--vendor-account", "999988887777")[0] == 1
+
+
+def test_check_policy_key_arn_decides_resource_statements(policy_file):
+    path = policy_file(case_file("resource-key-arn-known"))
+    key = "arn:aws:kms:us-west-2:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab"
+    assert call("check-policy", path)[0] == 3
+    assert call("check-policy", path, "--key-arn", key)[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["check-policy", "/nonexistent/p.json"], "cannot read policy file /nonexistent/p.json"),
+        (["check-policy", "{path}", "--vendor-account", "123"], "--vendor-account must be a 12-digit"),
+        (["check-policy", "{path}", "--output", "yaml"], "invalid choice: 'yaml'"),
+        (
+            ["check-policy", "{path}", "--key-arn", "arn:aws:kms:us-west-2:111122223333:alias/x"],
+            "alias ARNs are not supported",
+        ),
+        (["fix-policy", "{path}"], "not valid JSON"),
+        (["nope"], "invalid choice: 'nope'"),
+        ([], "the following arguments are required"),
+    ],
+)
+def test_bad_input_is_exit_2_with_one_line(policy_file, argv, message):
+    path = policy_file("{not json")
+    code, out, err = call(*[a.replace("{path}", path) for a in argv])
+    assert code == 2
+    assert out == ""
+    assert message in err
+    assert err.count("\n") == 1
+    assert "Traceback" not in err
+
+
+def test_fix_policy_prints_the_repaired_policy_and_what_changed(policy_file):
+    code, out, err = call("fix-policy", policy_file(policy_text(admin_statement())))
+    assert code == 0
+    repaired = json.loads(out)
+    assert repaired["Statement"][0] == admin_statement()
+    assert repaired["Statement"][1]["Sid"] == "KmsGuardRocksetAccess"
+    assert err.startswith("repaired: added statement KmsGuardRocksetAccess")
+    recheck = call("check-policy", policy_file(out, "fixed.json"))
+    assert recheck[0] == 0
+
+
+def test_fix_policy_on_a_fine_policy_prints_it_unchanged(policy_file):
+    text = policy_text(admin_statement(), rockset_statement())
+    code, out, err = call("fix-policy", policy_file(text))
+    assert code == 0
+    assert out.rstrip("\n") == text
+    assert err.startswith("unchanged")
+
+
+def test_fix_policy_refuses_to_touch_a_deny(policy_file):
+    deny = {"Sid": "Fence", "Effect": "Deny", "Principal": "*", "Action": "kms:Decrypt", "Resource": "*"}
+    code, out, err = call("fix-policy", policy_file(policy_text(rockset_statement(), deny)))
+    assert code == 1
+    assert out == ""
+    assert "cannot repair safely" in err
+    assert "Fence" in err
+
+
+def test_fix_policy_json(policy_file):
+    code, out, _ = call("fix-policy", policy_file(policy_text(admin_statement())), "--output", "json")
+    payload = json.loads(out)
+    assert code == 0
+    assert payload["status"] == "repair"
+    assert json.loads(payload["policy"])["Statement"][-1]["Sid"] == "KmsGuardRocksetAccess"
+    assert "kms:Decrypt" in payload["added_actions"]
+
+
+def test_statement_prints_a_statement_that_makes_a_policy_compliant(policy_file):
+    code, out, _ = call("statement", "--output", "json")
+    assert code == 0
+    statement = json.loads(out)["statements"][0]
+    assert call("check-policy", policy_file(policy_text(admin_statement(), statement)))[0] == 0
+
+
+def test_statement_text_is_valid_json_after_the_comment():
+    code, out, _ = call("statement", "--vendor-account", "999988887777")
+    assert code == 0
+    body = "\n".join(line for line in out.splitlines() if not line.startswith("#"))
+    assert json.loads(body)["Principal"] == {"AWS": "arn:aws:iam::999988887777:root"}
+
+
+def test_console_script_reads_stdin_and_never_shows_a_traceback():
+    good = subprocess.run(
+        [sys.executable, "-m", "kms_guard.cli", "check-policy", "-"],
+        input=policy_text(rockset_statement()),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert good.returncode == 0, good.stderr
+    assert good.stdout.startswith("COMPLIANT")
+    bad = subprocess.run(
+        [sys.executable, "-m", "kms_guard.cli", "check-policy", "-"],
+        input="",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert bad.returncode == 2
+    assert bad.stderr == "kms-guard: error: stdin: policy is empty\n"
