@@ -13,11 +13,15 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TextIO
 
 from kms_guard.core.arns import ArnError, KeyArn
+from kms_guard.aws.notify import CollectingNotifier
 from kms_guard.core.compliance import PolicyAssessment, assess_policy
-from kms_guard.core.findings import Finding, Verdict, verdict_of
+from kms_guard.core.findings import Finding, KeyReport, Verdict, verdict_of
 from kms_guard.core.policy import MAX_POLICY_BYTES, PolicyError, parse_policy
 from kms_guard.core.repair import guard_statement, plan_repair
 from kms_guard.core.vendor import ACCOUNT_ID, ROCKSET, VendorProfile
+from kms_guard.guard import EventInFlight
+from kms_guard.settings import Settings, SettingsError, build_settings
+from kms_guard.wiring import wire
 
 EXIT_OK = 0
 EXIT_NON_COMPLIANT = 1
@@ -171,6 +175,99 @@ def cmd_statement(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+def _settings(args: argparse.Namespace) -> Settings:
+    try:
+        return build_settings(
+            key_arn=args.key_arn,
+            regions=args.regions,
+            vendor_account=args.vendor_account,
+            topic_arn=getattr(args, "topic_arn", None),
+            state_table=getattr(args, "state_table", None),
+            remediation=getattr(args, "remediation", "off"),
+            restore_key_state=getattr(args, "restore_key_state", False),
+            dry_run=getattr(args, "dry_run", False),
+            trusted_principals=getattr(args, "trusted_principals", None),
+            names=CLI_NAMES,
+        )
+    except SettingsError as exc:
+        raise BadInput(str(exc)) from None
+
+
+CLI_NAMES = {
+    "key_arn": "--key-arn",
+    "regions": "--regions",
+    "topic_arn": "--topic-arn",
+    "state_table": "--state-table",
+    "remediation": "--remediation",
+    "restore_key_state": "--restore-key-state",
+    "dry_run": "--dry-run",
+    "trusted_principals": "--trusted-principals",
+    "vendor_account": "--vendor-account",
+}
+
+
+def _print_report(report: KeyReport, vendor: VendorProfile, out: TextIO) -> None:
+    print(f"{_VERDICT_TEXT[report.verdict]}: {report.key_arn} ({vendor.name} account {vendor.account})", file=out)
+    for region in report.regions:
+        state = region.key_state or "-"
+        print(f"  {region.region:16} {state:24} {_VERDICT_TEXT[region.verdict]}", file=out)
+        for finding in region.findings:
+            print("  " + render_finding(finding), file=out)
+
+
+def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    settings = _settings(args)
+    report = wire(settings).guard.check()
+    if args.output == "json":
+        _emit_json(report.to_dict(), out)
+    else:
+        _print_report(report, settings.vendor, out)
+    return VERDICT_EXIT[report.verdict]
+
+
+def cmd_handle_event(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    settings = _settings(args)
+    text = _read_input(args.file, "event")
+    try:
+        event = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BadInput(f"{_source(args.file)}: event is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+    except RecursionError:
+        raise BadInput(f"{_source(args.file)}: event is not valid JSON: nested too deeply") from None
+    wired = wire(settings)
+    try:
+        result = wired.guard.handle(event)
+    except EventInFlight as exc:
+        print(f"kms-guard: {exc}; try again later", file=err)
+        return EXIT_NON_COMPLIANT
+    printed = wired.notifier.alerts if isinstance(wired.notifier, CollectingNotifier) else []
+    if args.output == "json":
+        payload = result.to_dict()
+        if printed:
+            payload["alert_messages"] = [
+                {"subject": a.subject, "body": a.body, "attributes": a.attributes()} for a in printed
+            ]
+        _emit_json(payload, out)
+    else:
+        if result.decision == "ignored":
+            print(f"IGNORED: {result.reason}", file=out)
+        elif result.report is not None:
+            event_line = f"{result.event.name} in {result.event.region}" if result.event else "event"
+            print(f"EVALUATED after {event_line}", file=out)
+            _print_report(result.report, settings.vendor, out)
+            for outcome in result.remediation:
+                verified = {True: " (verified)", False: " (NOT verified)", None: ""}[outcome.verified]
+                print(f"  remediation [{outcome.region}] {outcome.status}{verified}: {outcome.description}", file=out)
+            for alert in result.alerts:
+                where = "printed below" if printed else f"published to {settings.topic_arn}"
+                print(f"  alert ({where}): {alert.subject}", file=out)
+            for alert in printed:
+                print(f"\n--- {alert.subject}\n{alert.body}", file=out)
+    if result.report is not None and result.report.verdict == "non-compliant":
+        return EXIT_NON_COMPLIANT
+    return EXIT_OK
+
+
 # --- parser ----------------------------------------------------------------------------------------------------
 
 Command = Callable[[argparse.Namespace, TextIO, TextIO], int]
@@ -212,6 +309,37 @@ def build_parser() -> argparse.ArgumentParser:
 
     statement = sub.add_parser("statement", parents=[common], help="print the statement to add to a key policy")
     statement.set_defaults(func=cmd_statement)
+
+    live = _Parser(add_help=False)
+    live.add_argument("--key-arn", required=True, help="the key's full ARN (arn:aws:kms:REGION:ACCOUNT:key/mrk-...)")
+    live.add_argument(
+        "--regions", help="comma-separated Rockset Regions, the key's own included (default: the key's Region)"
+    )
+
+    check = sub.add_parser(
+        "check",
+        parents=[common, live],
+        help="evaluate the live key in every Region",
+        description="Read the key (DescribeKey, GetKeyPolicy) in every Region with the default credentials "
+        "(AWS_ENDPOINT_URL honoured) and evaluate it. Exit 0 compliant, 1 non-compliant, 3 at-risk, 2 bad input.",
+    )
+    check.set_defaults(func=cmd_check)
+
+    handle = sub.add_parser(
+        "handle-event",
+        parents=[common, live],
+        help="run one EventBridge event through the same code path as the Lambda",
+        description="Exit 0 handled or ignored, 1 non-compliant, 2 bad input. Without --state-table no state is "
+        "kept; without --topic-arn alerts are printed instead of published.",
+    )
+    handle.add_argument("file", metavar="FILE", help="EventBridge event JSON file, or - for stdin")
+    handle.add_argument("--remediation", default="off", help="off (default) | restore-statement | revert")
+    handle.add_argument("--restore-key-state", action="store_true", help="EnableKey / CancelKeyDeletion as needed")
+    handle.add_argument("--dry-run", action="store_true", help="plan and report repairs, write nothing")
+    handle.add_argument("--trusted-principals", help="comma-separated role/user ARNs whose changes are alert-only")
+    handle.add_argument("--state-table", help="DynamoDB state table (in the key's Region)")
+    handle.add_argument("--topic-arn", help="SNS topic to publish alerts to")
+    handle.set_defaults(func=cmd_handle_event)
     return parser
 
 

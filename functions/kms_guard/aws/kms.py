@@ -1,0 +1,81 @@
+"""Reading and writing the key in every Region.
+
+Reading is exactly DescribeKey + GetKeyPolicy per Region, all Regions concurrently. A missing replica
+(NotFoundException) is KEY_NOT_FOUND; anything else that stops the read (access denied, throttling past the retries,
+network) is reported as an error, which compliance turns into POLICY_UNREADABLE: never "compliant".
+Writes never set BypassPolicyLockoutSafetyCheck: KMS refuses a policy that would lock the caller out.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from kms_guard.aws.clients import ClientFactory
+from kms_guard.core.compliance import RegionObservation
+
+READ_ACTIONS = ("kms:DescribeKey", "kms:GetKeyPolicy")
+POLICY_WRITE_ACTIONS = ("kms:PutKeyPolicy",)
+KEY_STATE_ACTIONS = ("kms:EnableKey", "kms:CancelKeyDeletion")
+
+
+def _error(exc: Exception) -> tuple[str, str]:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        error = response.get("Error", {})
+        code = str(error.get("Code", type(exc).__name__))
+        return code, f"{code}: {str(error.get('Message', ''))[:200]}".rstrip(": ")
+    return type(exc).__name__, f"{type(exc).__name__}: {str(exc)[:200]}"
+
+
+class KmsGateway:
+    def __init__(self, clients: ClientFactory) -> None:
+        self._clients = clients
+
+    def _kms(self, region: str) -> Any:
+        return self._clients.client("kms", region)
+
+    def read(self, region: str, key_arn: str) -> RegionObservation:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        kms = self._kms(region)
+        try:
+            metadata = kms.describe_key(KeyId=key_arn)["KeyMetadata"]
+        except (ClientError, BotoCoreError) as exc:
+            code, message = _error(exc)
+            if code == "NotFoundException":
+                return RegionObservation(region, key_arn, not_found=True)
+            return RegionObservation(region, key_arn, error=message)
+        try:
+            policy = kms.get_key_policy(KeyId=key_arn, PolicyName="default")["Policy"]
+        except (ClientError, BotoCoreError) as exc:
+            return RegionObservation(region, key_arn, metadata, error=_error(exc)[1])
+        return RegionObservation(region, key_arn, metadata, policy)
+
+    def read_all(self, key_arns: dict[str, str]) -> list[RegionObservation]:
+        """Read every Region concurrently; results in the order given (home Region first)."""
+        for region in key_arns:
+            self._kms(region)  # create clients up front, in this thread
+        if len(key_arns) == 1:
+            region, arn = next(iter(key_arns.items()))
+            return [self.read(region, arn)]
+        with ThreadPoolExecutor(max_workers=len(key_arns), thread_name_prefix="kms-read") as pool:
+            futures = [pool.submit(self.read, region, arn) for region, arn in key_arns.items()]
+            return [f.result() for f in futures]
+
+    def put_key_policy(self, region: str, key_arn: str, policy: str) -> None:
+        self._kms(region).put_key_policy(
+            KeyId=key_arn, PolicyName="default", Policy=policy, BypassPolicyLockoutSafetyCheck=False
+        )
+
+    # The key state calls take the key ID: the Region-bound client already names the replica, real KMS accepts it as
+    # well as the ARN, and moto's EnableKey/CancelKeyDeletion only resolve raw key IDs.
+    def enable_key(self, region: str, key_arn: str) -> None:
+        self._kms(region).enable_key(KeyId=_key_id(key_arn))
+
+    def cancel_key_deletion(self, region: str, key_arn: str) -> None:
+        self._kms(region).cancel_key_deletion(KeyId=_key_id(key_arn))
+
+
+def _key_id(key_arn: str) -> str:
+    return key_arn.rsplit("/", 1)[-1]

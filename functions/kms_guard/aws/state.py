@@ -1,0 +1,293 @@
+"""The guard's memory, in one DynamoDB table (partition key `pk` = the key ID, sort key `sk`).
+
+| sk | holds |
+| --- | --- |
+| `k#report` | the findings last reported (fingerprint, findings, when alerted) |
+| `k#region#<region>` | the last policy seen compliant there (the `revert` baseline), and a remediation hold |
+| `w#<region>` | the guard's write times in the last hour, for the rate limit (optimistic locking on `version`) |
+| `e#<eventID>` | a CloudTrail event being or already handled: the dedupe claim (conditional put) |
+| `log#<time>#<region>#<n>` | the remediation log: what, when, why, result |
+
+Every write that must not race is conditional: two invocations for one CloudTrail event cannot both claim it, and two
+writers cannot both take the last write slot of the hour. `expires_at` is the table's TTL attribute.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from kms_guard.aws.clients import ClientFactory
+
+STATE_ACTIONS = (
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:Query",
+)
+
+Claim = Literal["claimed", "done", "in-flight"]
+
+EVENT_LEASE_SECONDS = 900
+"""How long a claim blocks duplicates while its invocation runs (the longest a Lambda can run)."""
+EVENT_MEMORY_SECONDS = 7 * 24 * 3600
+LOG_RETENTION_SECONDS = 90 * 24 * 3600
+WRITE_WINDOW_SECONDS = 3600
+
+
+@dataclass
+class KeyRecord:
+    fingerprint: str | None = None
+    """Fingerprint of the findings last reported; None when nothing was ever reported."""
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    alerted_at: float | None = None
+    baselines: dict[str, str] = field(default_factory=dict)
+    holds: dict[str, str] = field(default_factory=dict)
+    """Region -> fingerprint of its findings when a trusted principal (or the guard) made them: do not repair."""
+
+
+class StateStore(Protocol):
+    def claim_event(self, event_id: str, now: float) -> Claim: ...
+    def finish_event(self, event_id: str, now: float) -> None: ...
+    def release_event(self, event_id: str) -> None: ...
+    def load(self) -> KeyRecord: ...
+    def save_report(self, fingerprint: str, findings: list[dict[str, Any]], alerted_at: float | None) -> None: ...
+    def save_baseline(self, region: str, policy: str, now: float) -> None: ...
+    def set_hold(self, region: str, fingerprint: str | None) -> None: ...
+    def take_write_slot(self, region: str, now: float, limit: int) -> bool: ...
+    def log_remediation(self, region: str, now: float, entry: dict[str, Any]) -> None: ...
+
+
+class MemoryState:
+    """The same contract in memory: for the CLI without --state-table, and for pure tests of the use case."""
+
+    def __init__(self) -> None:
+        self.record = KeyRecord()
+        self.events: dict[str, tuple[str, float]] = {}
+        self.writes: dict[str, list[float]] = {}
+        self.log: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def claim_event(self, event_id: str, now: float) -> Claim:
+        with self._lock:
+            status = self.events.get(event_id)
+            if status is None or (status[0] == "in-flight" and status[1] < now):
+                self.events[event_id] = ("in-flight", now + EVENT_LEASE_SECONDS)
+                return "claimed"
+            return "done" if status[0] == "done" else "in-flight"
+
+    def finish_event(self, event_id: str, now: float) -> None:
+        with self._lock:
+            self.events[event_id] = ("done", now)
+
+    def release_event(self, event_id: str) -> None:
+        with self._lock:
+            self.events.pop(event_id, None)
+
+    def load(self) -> KeyRecord:
+        with self._lock:
+            return KeyRecord(
+                self.record.fingerprint,
+                list(self.record.findings),
+                self.record.alerted_at,
+                dict(self.record.baselines),
+                dict(self.record.holds),
+            )
+
+    def save_report(self, fingerprint: str, findings: list[dict[str, Any]], alerted_at: float | None) -> None:
+        with self._lock:
+            self.record.fingerprint, self.record.findings = fingerprint, list(findings)
+            if alerted_at is not None:
+                self.record.alerted_at = alerted_at
+
+    def save_baseline(self, region: str, policy: str, now: float) -> None:
+        with self._lock:
+            self.record.baselines[region] = policy
+
+    def set_hold(self, region: str, fingerprint: str | None) -> None:
+        with self._lock:
+            if fingerprint is None:
+                self.record.holds.pop(region, None)
+            else:
+                self.record.holds[region] = fingerprint
+
+    def take_write_slot(self, region: str, now: float, limit: int) -> bool:
+        with self._lock:
+            recent = [t for t in self.writes.get(region, []) if t > now - WRITE_WINDOW_SECONDS]
+            if len(recent) >= limit:
+                self.writes[region] = recent
+                return False
+            self.writes[region] = [*recent, now]
+            return True
+
+    def log_remediation(self, region: str, now: float, entry: dict[str, Any]) -> None:
+        with self._lock:
+            self.log.append({"region": region, "at": now, **entry})
+
+
+class DynamoState:
+    def __init__(self, clients: ClientFactory, table: str, region: str, key_id: str) -> None:
+        self._clients = clients
+        self._table = table
+        self._region = region
+        self._pk = key_id
+
+    @property
+    def _ddb(self) -> Any:
+        return self._clients.client("dynamodb", self._region)
+
+    def _key(self, sk: str) -> dict[str, Any]:
+        return {"pk": {"S": self._pk}, "sk": {"S": sk}}
+
+    def _conditional_failed(self, exc: Exception) -> bool:
+        response = getattr(exc, "response", None)
+        return isinstance(response, dict) and response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+    # --- event dedupe --------------------------------------------------------------------------------------------
+
+    def claim_event(self, event_id: str, now: float) -> Claim:
+        from botocore.exceptions import ClientError
+
+        try:
+            self._ddb.put_item(
+                TableName=self._table,
+                Item={
+                    **self._key(f"e#{event_id}"),
+                    "status": {"S": "in-flight"},
+                    "lease_until": {"N": str(int(now + EVENT_LEASE_SECONDS))},
+                    "expires_at": {"N": str(int(now + EVENT_MEMORY_SECONDS))},
+                },
+                ConditionExpression="attribute_not_exists(pk) OR (#s = :inflight AND lease_until < :now)",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":inflight": {"S": "in-flight"}, ":now": {"N": str(int(now))}},
+            )
+            return "claimed"
+        except ClientError as exc:
+            if not self._conditional_failed(exc):
+                raise
+        item = self._ddb.get_item(TableName=self._table, Key=self._key(f"e#{event_id}"), ConsistentRead=True).get(
+            "Item"
+        )
+        return "done" if item and item["status"]["S"] == "done" else "in-flight"
+
+    def finish_event(self, event_id: str, now: float) -> None:
+        self._ddb.update_item(
+            TableName=self._table,
+            Key=self._key(f"e#{event_id}"),
+            UpdateExpression="SET #s = :done, finished_at = :now",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":done": {"S": "done"}, ":now": {"N": str(int(now))}},
+        )
+
+    def release_event(self, event_id: str) -> None:
+        self._ddb.delete_item(TableName=self._table, Key=self._key(f"e#{event_id}"))
+
+    # --- report, baselines, holds --------------------------------------------------------------------------------
+
+    def load(self) -> KeyRecord:
+        record = KeyRecord()
+        pages = self._ddb.get_paginator("query").paginate(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues={":pk": {"S": self._pk}, ":prefix": {"S": "k#"}},
+            ConsistentRead=True,
+        )
+        for page in pages:
+            for item in page.get("Items", []):
+                sk = item["sk"]["S"]
+                if sk == "k#report":
+                    record.fingerprint = item.get("fingerprint", {}).get("S")
+                    record.findings = json.loads(item.get("findings", {}).get("S", "[]"))
+                    if "alerted_at" in item:
+                        record.alerted_at = float(item["alerted_at"]["N"])
+                elif sk.startswith("k#region#"):
+                    region = sk[len("k#region#") :]
+                    if "baseline_policy" in item:
+                        record.baselines[region] = item["baseline_policy"]["S"]
+                    if "hold" in item:
+                        record.holds[region] = item["hold"]["S"]
+        return record
+
+    def save_report(self, fingerprint: str, findings: list[dict[str, Any]], alerted_at: float | None) -> None:
+        names = {"#f": "fingerprint", "#d": "findings"}
+        values: dict[str, Any] = {":f": {"S": fingerprint}, ":d": {"S": json.dumps(findings)}}
+        expression = "SET #f = :f, #d = :d"
+        if alerted_at is not None:
+            expression += ", alerted_at = :a"
+            values[":a"] = {"N": repr(alerted_at)}
+        self._ddb.update_item(
+            TableName=self._table,
+            Key=self._key("k#report"),
+            UpdateExpression=expression,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+
+    def save_baseline(self, region: str, policy: str, now: float) -> None:
+        self._ddb.update_item(
+            TableName=self._table,
+            Key=self._key(f"k#region#{region}"),
+            UpdateExpression="SET baseline_policy = :p, baseline_at = :t",
+            ExpressionAttributeValues={":p": {"S": policy}, ":t": {"N": repr(now)}},
+        )
+
+    def set_hold(self, region: str, fingerprint: str | None) -> None:
+        if fingerprint is None:
+            self._ddb.update_item(
+                TableName=self._table, Key=self._key(f"k#region#{region}"), UpdateExpression="REMOVE hold"
+            )
+        else:
+            self._ddb.update_item(
+                TableName=self._table,
+                Key=self._key(f"k#region#{region}"),
+                UpdateExpression="SET #h = :h",
+                ExpressionAttributeNames={"#h": "hold"},
+                ExpressionAttributeValues={":h": {"S": fingerprint}},
+            )
+
+    # --- rate limit and log --------------------------------------------------------------------------------------
+
+    def take_write_slot(self, region: str, now: float, limit: int) -> bool:
+        from botocore.exceptions import ClientError
+
+        for _ in range(5):
+            item = self._ddb.get_item(TableName=self._table, Key=self._key(f"w#{region}"), ConsistentRead=True).get(
+                "Item"
+            )
+            version = int(item["version"]["N"]) if item else 0
+            recent = [t for t in json.loads(item["writes"]["S"]) if t > now - WRITE_WINDOW_SECONDS] if item else []
+            if len(recent) >= limit:
+                return False
+            try:
+                self._ddb.put_item(
+                    TableName=self._table,
+                    Item={
+                        **self._key(f"w#{region}"),
+                        "writes": {"S": json.dumps([*recent, now])},
+                        "version": {"N": str(version + 1)},
+                        "expires_at": {"N": str(int(now + 2 * WRITE_WINDOW_SECONDS))},
+                    },
+                    ConditionExpression="attribute_not_exists(pk) OR version = :v",
+                    ExpressionAttributeValues={":v": {"N": str(version)}},
+                )
+                return True
+            except ClientError as exc:
+                if not self._conditional_failed(exc):
+                    raise
+        return False  # lost the race five times: treat as no slot rather than risk exceeding the limit
+
+    def log_remediation(self, region: str, now: float, entry: dict[str, Any]) -> None:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+        self._ddb.put_item(
+            TableName=self._table,
+            Item={
+                **self._key(f"log#{stamp}#{region}#{uuid.uuid4().hex[:8]}"),
+                "entry": {"S": json.dumps(entry)[:350_000]},
+                "expires_at": {"N": str(int(now + LOG_RETENTION_SECONDS))},
+            },
+        )

@@ -1,0 +1,277 @@
+"""Alert rendering: what the security team receives (pure: report, change and outcomes in; subject, body out).
+
+One message per change of the key's findings (new problem, problem changed, all clear), a reminder while a critical
+problem lasts, and a message when remediation is suspended. SNS limits (aws-facts.md): the subject is printable ASCII
+under 100 characters; the whole message, attributes included, under 256 KB. Event fields are attacker-controlled
+(anyone who can call KMS chooses their session name and user agent), so they are sanitised before they reach a
+subject or body.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from kms_guard.core.events import KeyEvent
+from kms_guard.core.findings import Code, Finding, KeyReport, RegionReport
+from kms_guard.core.remediation import Outcome
+from kms_guard.core.vendor import VendorProfile
+
+AlertKind = Literal["problem", "changed", "resolved", "reminder", "suspended"]
+
+MAX_SUBJECT = 99
+MAX_BODY_BYTES = 200_000
+"""Well under SNS's 256 KB, leaving room for attributes and JSON envelopes of subscribers."""
+MAX_FINDINGS_PER_REGION = 20
+
+SUBJECT_PHRASE: dict[Code, str] = {
+    Code.KEY_NOT_FOUND: "missing",
+    Code.KEY_DISABLED: "disabled",
+    Code.KEY_PENDING_DELETION: "scheduled for deletion",
+    Code.KEY_UNUSABLE: "unusable",
+    Code.KEY_NOT_MULTI_REGION: "not multi-Region",
+    Code.KEY_SPEC_INVALID: "wrong key spec",
+    Code.KEY_USAGE_INVALID: "wrong key usage",
+    Code.ACTION_NOT_GRANTED: "grant missing",
+    Code.ACTION_DENIED: "access denied by policy",
+    Code.GRANT_CONDITIONAL: "access not provable",
+    Code.POLICY_UNREADABLE: "policy unreadable",
+    Code.PUBLIC_PRINCIPAL: "public key policy",
+}
+
+IMPACT: dict[Code, str] = {
+    Code.KEY_NOT_FOUND: "{vendor} cannot operate in this Region: it needs a replica of the key with the grant there.",
+    Code.KEY_DISABLED: "{vendor} queries for every collection in this Region fail within minutes and ingestion halts; "
+    "after several hours collections are paused, and some cannot be recovered and must be recreated.",
+    Code.KEY_PENDING_DELETION: "The key is unusable now: queries fail within minutes and ingestion halts. When the "
+    "waiting period ends the key and every collection it protects are lost for good.",
+    Code.KEY_UNUSABLE: "Encryption and decryption fail in this state: queries and ingestion stop.",
+    Code.KEY_NOT_MULTI_REGION: "{vendor} needs a multi-Region key; this key cannot be used for the organization.",
+    Code.KEY_SPEC_INVALID: "{vendor} needs a symmetric key; this key cannot be used for the organization.",
+    Code.KEY_USAGE_INVALID: "{vendor} needs an ENCRYPT_DECRYPT key; this key cannot be used for the organization.",
+    Code.ACTION_NOT_GRANTED: "{vendor} calls without the grant are denied: queries fail within minutes and ingestion "
+    "halts; collections are paused after several hours.",
+    Code.ACTION_DENIED: "An explicit Deny overrides every Allow: queries fail within minutes and ingestion halts; "
+    "collections are paused after several hours.",
+    Code.GRANT_CONDITIONAL: "{vendor}'s access depends on a condition the guard cannot verify; if it does not hold, "
+    "queries and ingestion fail.",
+    Code.POLICY_UNREADABLE: "The guard cannot see this key: it cannot tell whether {vendor} still has access.",
+    Code.PUBLIC_PRINCIPAL: "Not a problem for {vendor}, but anyone may use this key for the actions the statement "
+    "lists.",
+}
+
+
+@dataclass(frozen=True)
+class Alert:
+    kind: AlertKind
+    subject: str
+    body: str
+    severity: str
+    codes: tuple[str, ...]
+    regions: tuple[str, ...]
+    key_id: str
+    event_name: str
+
+    def attributes(self) -> dict[str, str]:
+        """SNS message attributes, for subscription filter policies (values must be non-empty strings)."""
+        return {
+            "severity": self.severity,
+            "key_id": self.key_id,
+            "regions": ",".join(self.regions) or "none",
+            "codes": ",".join(self.codes) or "none",
+            "event_name": self.event_name,
+        }
+
+    def summary(self) -> dict[str, object]:
+        return {"subject": self.subject, "severity": self.severity, "codes": list(self.codes), "kind": self.kind}
+
+
+def fingerprint(findings: Sequence[Finding]) -> str:
+    """Identity of a set of findings: what they are about, not their wording."""
+    items = sorted(
+        json.dumps([f.code.value, f.region, sorted(f.actions), f.statement], separators=(",", ":")) for f in findings
+    )
+    return hashlib.sha256("\n".join(items).encode()).hexdigest()[:32] if items else "compliant"
+
+
+def region_fingerprint(report: RegionReport) -> str:
+    return fingerprint(report.findings)
+
+
+_CONTROL = re.compile(r"[^\x20-\x7e]+")
+
+
+def clean(text: str | None, limit: int = 300) -> str:
+    """Printable ASCII, one line, bounded: for anything that came from an event or a policy."""
+    if not text:
+        return ""
+    out = _CONTROL.sub(" ", text).strip()
+    return out if len(out) <= limit else out[: limit - 3] + "..."
+
+
+def subject_for(kind: AlertKind, report: KeyReport, vendor: VendorProfile, key_id: str) -> str:
+    name = clean(vendor.name, 20)
+    if kind == "resolved":
+        text = f"[RESOLVED] {name} key {key_id} compliant in all Regions"
+    else:
+        findings = sorted(report.findings, key=lambda f: (f.severity != "critical", list(Code).index(f.code)))
+        label = {"reminder": "REMINDER", "suspended": "ACTION NEEDED"}.get(
+            kind, "CRITICAL" if findings and findings[0].severity == "critical" else "WARNING"
+        )
+        if not findings:
+            text = f"[{label}] {name} key {key_id}"
+        else:
+            top = findings[0]
+            regions = list(dict.fromkeys(f.region for f in findings if f.code == top.code and f.region))
+            where = f" in {regions[0]}" if regions else ""
+            if len(regions) > 1:
+                where += f" (+{len(regions) - 1} more)"
+            phrase = "remediation suspended" if kind == "suspended" else SUBJECT_PHRASE[top.code]
+            text = f"[{label}] {name} key {key_id} {phrase}{where}"
+    text = clean(text, 1000)
+    return text if len(text) <= MAX_SUBJECT else text[: MAX_SUBJECT - 3] + "..."
+
+
+def fix_commands(finding: Finding, key_arn: str, home_region: str) -> list[str]:
+    region = finding.region or home_region
+    arn = key_arn
+    get_policy = (
+        f"aws kms get-key-policy --region {region} --key-id {arn} --policy-name default --query Policy --output text"
+    )
+    put_policy = (
+        f"aws kms put-key-policy --region {region} --key-id {arn} --policy-name default --policy file://fixed.json"
+    )
+    code = finding.code
+    if code == Code.KEY_DISABLED:
+        return [f"aws kms enable-key --region {region} --key-id {arn}"]
+    if code == Code.KEY_PENDING_DELETION:
+        return [
+            f"aws kms cancel-key-deletion --region {region} --key-id {arn}",
+            f"aws kms enable-key --region {region} --key-id {arn}",
+        ]
+    if code in (Code.ACTION_NOT_GRANTED, Code.GRANT_CONDITIONAL):
+        return [f"{get_policy} | kms-guard fix-policy - > fixed.json", put_policy]
+    if code == Code.ACTION_DENIED:
+        return [
+            f"{get_policy} > policy.json",
+            f"# edit policy.json: change or remove Deny statement {clean(finding.statement, 80)}, then",
+            "kms-guard check-policy policy.json && " + put_policy.replace("fixed.json", "policy.json"),
+        ]
+    if code == Code.KEY_NOT_FOUND:
+        primary = arn.replace(f":{region}:", f":{home_region}:")
+        return [
+            "kms-guard statement > statement.json  # add it to the replica's policy",
+            f"aws kms replicate-key --region {home_region} --key-id {primary}"
+            f" --replica-region {region} --policy file://policy-with-grant.json",
+        ]
+    if code == Code.POLICY_UNREADABLE:
+        return [
+            f"{get_policy}  # as a key administrator: does the policy let the guard's role read it?",
+            "kms-guard statement --guard-role-arn <guard role ARN>  # the statements the guard needs",
+        ]
+    if code == Code.KEY_UNUSABLE:
+        return [f"aws kms describe-key --region {region} --key-id {arn}  # see the key state and act on it"]
+    return []
+
+
+def render_alert(
+    kind: AlertKind,
+    report: KeyReport,
+    vendor: VendorProfile,
+    *,
+    event: KeyEvent | None,
+    outcomes: Sequence[Outcome] = (),
+    previous_codes: Sequence[str] = (),
+    note: str | None = None,
+) -> Alert:
+    key_id = report.key_arn.rsplit("/", 1)[-1]
+    home = report.regions[0].region if report.regions else ""
+    findings = report.findings
+    codes = tuple(sorted({f.code.value for f in findings}))
+    regions = tuple(r.region for r in report.regions if r.findings)
+    severity = (
+        "info" if kind == "resolved" else ("critical" if any(f.severity == "critical" for f in findings) else "warning")
+    )
+    event_name = clean(event.name, 60) if event else "none"
+
+    lines: list[str] = []
+    headline = {
+        "problem": "A problem was found with the key",
+        "changed": "The key's problems changed",
+        "resolved": "All clear: the key is compliant in every Region again",
+        "reminder": "Reminder: the key is still not compliant",
+        "suspended": "Remediation suspended: the guard stopped repairing this key",
+    }[kind]
+    lines += [
+        f"{headline}.",
+        "",
+        f"Key: {report.key_arn}",
+        f"Vendor: {clean(vendor.name, 40)} (account {vendor.account})",
+        f"Verdict: {report.verdict.upper()}",
+    ]
+    if previous_codes and kind != "problem":
+        lines.append(f"Before: {', '.join(previous_codes)}")
+    if note:
+        lines += ["", clean(note, 2000)]
+
+    lines += ["", "WHAT IS WRONG"]
+    for region_report in report.regions:
+        state = region_report.key_state or "n/a"
+        lines.append(f"  {region_report.region} (key state {state}): {region_report.verdict.upper()}")
+        shown = region_report.findings[:MAX_FINDINGS_PER_REGION]
+        for finding in shown:
+            lines.append(f"    - [{finding.severity.upper()}] {finding.code.value}: {clean(finding.message, 1500)}")
+        if len(region_report.findings) > len(shown):
+            lines.append(f"    ... and {len(region_report.findings) - len(shown)} more findings")
+
+    impacts = list(dict.fromkeys(f.code for f in findings))
+    if impacts:
+        lines += ["", f"IMPACT ON {clean(vendor.name, 40).upper()}"]
+        lines += [f"  {code.value}: {IMPACT[code].format(vendor=clean(vendor.name, 40))}" for code in impacts]
+
+    lines += ["", "WHAT CHANGED"]
+    if event is None or event.is_scheduled:
+        lines.append("  Found by the scheduled check (no triggering event).")
+    else:
+        lines.append(f"  {event_name} in {clean(event.region, 30)} at {clean(event.time, 40) or 'unknown time'}")
+        if event.actor is not None:
+            lines.append(f"  By: {clean(event.actor.display, 400)}")
+            if event.actor.source_ip:
+                lines.append(f"  From: {clean(event.actor.source_ip, 100)}")
+            if event.actor.user_agent:
+                lines.append(f"  Using: {clean(event.actor.user_agent, 200)}")
+        lines.append(f"  CloudTrail event ID: {clean(event.event_id, 100)}")
+
+    lines += ["", "WHAT THE GUARD DID"]
+    if outcomes:
+        for outcome in outcomes:
+            verified = {True: ", verified", False: ", NOT verified", None: ""}[outcome.verified]
+            lines.append(f"  {outcome.region}: {outcome.status}{verified}: {clean(outcome.description, 1500)}")
+    else:
+        lines.append("  Nothing (alert only).")
+
+    if findings and kind != "resolved":
+        lines += ["", "HOW TO FIX"]
+        for finding in findings[: 3 * MAX_FINDINGS_PER_REGION]:
+            commands = fix_commands(finding, report.key_arn.replace(f":{home}:", f":{finding.region or home}:"), home)
+            if commands:
+                lines.append(f"  {finding.code.value} in {finding.region}:")
+                lines += [f"    {c}" for c in commands]
+
+    body = "\n".join(lines) + "\n"
+    if len(body.encode()) > MAX_BODY_BYTES:
+        body = body.encode()[: MAX_BODY_BYTES - 100].decode("utf-8", "ignore") + "\n... (truncated)\n"
+    return Alert(
+        kind=kind,
+        subject=subject_for(kind, report, vendor, key_id),
+        body=body,
+        severity=severity,
+        codes=codes,
+        regions=regions,
+        key_id=key_id,
+        event_name=event_name or "none",
+    )

@@ -1,0 +1,334 @@
+"""The use case: an event in; the live key re-read and evaluated, alerts and (opt-in) repairs out.
+
+The event is a trigger, never the truth: whatever it says, the guard re-reads the key in every configured Region and
+evaluates the whole key, so late, duplicated or reordered events cannot mislead it. Events for other keys, failed calls
+and malformed events are dropped by `parse_event` before any AWS call.
+
+Order of work, chosen so that nothing is lost when a call fails half-way:
+1. claim the CloudTrail event ID (a duplicate delivery is ignored; one still in flight raises, so Lambda retries);
+2. read and evaluate; record compliant policies as `revert` baselines;
+3. repair where allowed (remediation rules of design.md), verify by reading back;
+4. publish alerts for any change of findings (or a reminder), then record what was reported;
+5. mark the event done. Any exception releases the claim and propagates: Lambda retries, then the dead-letter queue.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from kms_guard.aws.notify import Notifier
+from kms_guard.aws.state import KeyRecord, StateStore
+from kms_guard.core.alerts import Alert, AlertKind, fingerprint, region_fingerprint, render_alert
+from kms_guard.core.compliance import RegionObservation, assess_key, assess_region
+from kms_guard.core.events import Ignored, KeyEvent, parse_event, scheduled_event
+from kms_guard.core.findings import Code, KeyReport, RegionReport
+from kms_guard.core.remediation import Outcome, RegionPlan, plan_region
+from kms_guard.settings import Settings
+
+OWN_USER_AGENT = "kms-guard/"
+VERIFY_ATTEMPTS = 6
+VERIFY_FIRST_DELAY = 0.5
+
+
+class KeyReader(Protocol):
+    def read(self, region: str, key_arn: str) -> RegionObservation: ...
+    def read_all(self, key_arns: dict[str, str]) -> list[RegionObservation]: ...
+
+
+class KeyWriter(Protocol):
+    def put_key_policy(self, region: str, key_arn: str, policy: str) -> None: ...
+    def enable_key(self, region: str, key_arn: str) -> None: ...
+    def cancel_key_deletion(self, region: str, key_arn: str) -> None: ...
+
+
+class Kms(KeyReader, KeyWriter, Protocol):
+    pass
+
+
+class EventInFlight(RuntimeError):
+    """Another invocation is handling this CloudTrail event right now: raise so Lambda retries it later."""
+
+
+@dataclass
+class Result:
+    decision: Literal["ignored", "evaluated"]
+    reason: str | None = None
+    event: KeyEvent | None = None
+    report: KeyReport | None = None
+    alerts: list[Alert] = field(default_factory=list)
+    remediation: list[Outcome] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"decision": self.decision}
+        if self.reason:
+            out["reason"] = self.reason
+        if self.event is not None:
+            out["event"] = {"name": self.event.name, "id": self.event.event_id, "region": self.event.region}
+        out["report"] = self.report.to_dict() if self.report else None
+        out["alerts"] = [a.summary() for a in self.alerts]
+        out["remediation"] = [o.to_dict() for o in self.remediation]
+        return out
+
+
+class Guard:
+    def __init__(
+        self,
+        settings: Settings,
+        kms: Kms,
+        state: StateStore,
+        notifier: Notifier,
+        *,
+        own_principals: Callable[[], frozenset[str]] = frozenset,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        verify_attempts: int = VERIFY_ATTEMPTS,
+    ) -> None:
+        self.settings = settings
+        self._kms = kms
+        self._state = state
+        self._notifier = notifier
+        self._own_principals = own_principals
+        self._clock = clock
+        self._sleep = sleep
+        self._verify_attempts = verify_attempts
+
+    # --- entry points -------------------------------------------------------------------------------------------
+
+    def handle(self, raw_event: Any) -> Result:
+        parsed = parse_event(raw_event, self.settings.key)
+        if isinstance(parsed, Ignored):
+            return Result("ignored", parsed.reason)
+        if parsed.is_scheduled:
+            return self._evaluate(parsed)
+        claim = self._state.claim_event(parsed.event_id, self._clock())
+        if claim == "done":
+            return Result("ignored", f"duplicate delivery of CloudTrail event {parsed.event_id}", parsed)
+        if claim == "in-flight":
+            raise EventInFlight(f"CloudTrail event {parsed.event_id} is being handled by another invocation")
+        try:
+            result = self._evaluate(parsed)
+        except BaseException:
+            # Best effort: if releasing fails too, the claim's lease expires by itself; the original error matters.
+            with contextlib.suppress(Exception):
+                self._state.release_event(parsed.event_id)
+            raise
+        self._state.finish_event(parsed.event_id, self._clock())
+        return result
+
+    def scheduled_check(self, raw_event: Mapping[str, Any] | None = None) -> Result:
+        event = scheduled_event(
+            str((raw_event or {}).get("id", "scheduled")), self.settings.key.region, (raw_event or {}).get("time")
+        )
+        return self._evaluate(event)
+
+    def check(self) -> KeyReport:
+        """Read-only evaluation of the live key (no state, alerts or writes)."""
+        return self._read()
+
+    # --- the flow -----------------------------------------------------------------------------------------------
+
+    def _read(self) -> KeyReport:
+        arns = {region: self.settings.region_key_arn(region) for region in self.settings.regions}
+        return assess_key(self.settings.key_arn, self._kms.read_all(arns), self.settings.vendor)
+
+    def _evaluate(self, event: KeyEvent) -> Result:
+        report = self._read()
+        record = self._state.load()
+        now = self._clock()
+        for region_report in report.regions:
+            policy = region_report.policy
+            if region_report.verdict == "compliant" and policy and record.baselines.get(region_report.region) != policy:
+                self._state.save_baseline(region_report.region, policy, now)
+
+        outcomes, final = self._remediate(report, record, event)
+        alerts = self._alerts(report, final, record, event, outcomes, now)
+        for alert in alerts:
+            self._notifier.publish(alert)
+        self._state.save_report(
+            fingerprint(final.findings), [f.to_dict() for f in final.findings], now if alerts else None
+        )
+        return Result("evaluated", None, event, final, alerts, outcomes)
+
+    # --- remediation --------------------------------------------------------------------------------------------
+
+    def _actor_exemption(self, event: KeyEvent) -> str | None:
+        actor = event.actor
+        if actor is None:
+            return None
+        if actor.user_agent and OWN_USER_AGENT in actor.user_agent:
+            return "the change was made by the guard itself"
+        if actor.principal_arn and actor.principal_arn in self._own_principals():
+            return "the change was made by the guard's own role"
+        trusted = set(self.settings.trusted_principals)
+        for arn in (actor.principal_arn, actor.arn):
+            if arn and arn in trusted:
+                return f"the change was made by trusted principal {arn}"
+        return None
+
+    def _remediate(self, report: KeyReport, record: KeyRecord, event: KeyEvent) -> tuple[list[Outcome], KeyReport]:
+        settings = self.settings
+        if not settings.writes_enabled:
+            return [], report
+        exemption = self._actor_exemption(event)
+        outcomes: list[Outcome] = []
+        regions: list[RegionReport] = []
+        for region_report in report.regions:
+            region = region_report.region
+            region_fp = region_fingerprint(region_report)
+            if not region_report.findings:
+                if region in record.holds:
+                    self._state.set_hold(region, None)
+                regions.append(region_report)
+                continue
+            plan = plan_region(
+                region_report,
+                settings.vendor,
+                mode=settings.remediation,
+                restore_key_state=settings.restore_key_state,
+                baseline=record.baselines.get(region),
+            )
+            if plan is None:
+                regions.append(region_report)
+                continue
+            if exemption is not None:
+                self._state.set_hold(region, region_fp)
+                outcomes.append(Outcome(region, "skipped", f"{exemption}: alert only; the guard will not undo it."))
+                regions.append(region_report)
+                continue
+            if record.holds.get(region) == region_fp:
+                outcomes.append(
+                    Outcome(
+                        region, "skipped", "these findings come from a trusted change: alert only until they change."
+                    )
+                )
+                regions.append(region_report)
+                continue
+            if region in record.holds:
+                self._state.set_hold(region, None)
+            outcome, after = self._execute(plan, region_report)
+            outcomes.append(outcome)
+            regions.append(after)
+        return outcomes, KeyReport(report.key_arn, tuple(regions))
+
+    def _execute(self, plan: RegionPlan, before: RegionReport) -> tuple[Outcome, RegionReport]:
+        settings, region = self.settings, plan.region
+        write_names: list[str] = [w.kind for w in plan.writes]
+        if not plan.writes:
+            return Outcome(region, "refused", plan.refused or "nothing the guard may safely change"), before
+        description = plan.description + (f"; not repaired: {plan.refused}" if plan.refused else "")
+        if settings.dry_run:
+            planned = next((w.policy for w in plan.writes if w.policy), None)
+            return Outcome(
+                region, "dry-run", f"dry run, nothing written; would {description}", write_names, None, planned
+            ), before
+        now = self._clock()
+        if not self._state.take_write_slot(region, now, settings.max_writes_per_hour):
+            return (
+                Outcome(
+                    region,
+                    "suspended",
+                    f"remediation suspended: the guard already wrote to this key in {region} "
+                    f"{settings.max_writes_per_hour} times in the last hour; something keeps undoing its repairs "
+                    "(a tug of war with another automation?). Find and fix that source; the guard alerts only.",
+                ),
+                before,
+            )
+        done: list[str] = []
+        try:
+            for write in plan.writes:
+                if write.kind == "put-key-policy" and write.policy is not None:
+                    self._kms.put_key_policy(region, plan.key_arn, write.policy)
+                elif write.kind == "cancel-key-deletion":
+                    self._kms.cancel_key_deletion(region, plan.key_arn)
+                elif write.kind == "enable-key":
+                    self._kms.enable_key(region, plan.key_arn)
+                done.append(write.kind)
+        except Exception as exc:
+            outcome = Outcome(region, "failed", f"{description}; failed at {write.kind}: {_error_text(exc)}", done)
+            self._log(region, now, plan, outcome)
+            return outcome, before
+        after, verified = self._verify(plan, before)
+        outcome = Outcome(region, "applied", description, done, verified)
+        self._log(region, now, plan, outcome)
+        return outcome, after
+
+    def _verify(self, plan: RegionPlan, before: RegionReport) -> tuple[RegionReport, bool]:
+        """Read back until the targeted findings are gone (KMS is eventually consistent), or give up."""
+        targeted = set()
+        for write in plan.writes:
+            if write.kind == "put-key-policy":
+                targeted |= {Code.ACTION_NOT_GRANTED, Code.GRANT_CONDITIONAL}
+            else:
+                targeted |= {Code.KEY_DISABLED, Code.KEY_PENDING_DELETION}
+        delay = VERIFY_FIRST_DELAY
+        report = before
+        for attempt in range(self._verify_attempts):
+            if attempt:
+                self._sleep(delay)
+                delay *= 2
+            report = assess_region(self._kms.read(plan.region, plan.key_arn), self.settings.vendor)
+            if not any(f.code in targeted for f in report.findings):
+                return report, True
+        return report, False
+
+    def _log(self, region: str, now: float, plan: RegionPlan, outcome: Outcome) -> None:
+        self._state.log_remediation(
+            region,
+            now,
+            {
+                "status": outcome.status,
+                "writes": outcome.writes,
+                "verified": outcome.verified,
+                "why": plan.description,
+                "description": outcome.description,
+            },
+        )
+
+    # --- alerts -------------------------------------------------------------------------------------------------
+
+    def _alerts(
+        self,
+        initial: KeyReport,
+        final: KeyReport,
+        record: KeyRecord,
+        event: KeyEvent,
+        outcomes: list[Outcome],
+        now: float,
+    ) -> list[Alert]:
+        vendor = self.settings.vendor
+        before = record.fingerprint or "compliant"
+        previous_codes = sorted({str(f.get("code")) for f in record.findings})
+        first_fp, final_fp = fingerprint(initial.findings), fingerprint(final.findings)
+        suspended = any(o.status == "suspended" for o in outcomes)
+        alerts: list[Alert] = []
+
+        def alert(kind: AlertKind, report: KeyReport, codes: list[str]) -> Alert:
+            return render_alert(kind, report, vendor, event=event, outcomes=outcomes, previous_codes=codes)
+
+        if first_fp != before:
+            kind: AlertKind = (
+                "problem" if before == "compliant" else ("resolved" if first_fp == "compliant" else "changed")
+            )
+            if suspended:
+                kind = "suspended"
+            alerts.append(alert(kind, initial, previous_codes))
+        if final_fp != first_fp:
+            initial_codes = sorted({f.code.value for f in initial.findings})
+            alerts.append(alert("resolved" if final_fp == "compliant" else "changed", final, initial_codes))
+        elif not alerts and final_fp != "compliant" and any(f.severity == "critical" for f in final.findings):
+            last = record.alerted_at or 0.0
+            if now - last >= self.settings.reminder_seconds:
+                alerts.append(alert("reminder", final, previous_codes))
+        return alerts
+
+
+def _error_text(exc: Exception) -> str:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        error = response.get("Error", {})
+        return f"{error.get('Code', type(exc).__name__)}: {str(error.get('Message', ''))[:300]}"
+    return f"{type(exc).__name__}: {str(exc)[:300]}"

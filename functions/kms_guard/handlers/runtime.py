@@ -1,0 +1,70 @@
+"""What both Lambda functions share: Powertools logger and metrics, and the Guard built once per container.
+
+Settings come from the environment (design.md, "Lambda settings"), parsed on the first invocation of a container and
+kept; a bad value raises SettingsError naming the variable, so the function fails loudly instead of guarding nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+from kms_guard.guard import Result
+from kms_guard.settings import settings_from_env
+from kms_guard.wiring import Wired, wire
+
+logger = Logger(service="kms-guard")
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "KmsGuard"), service="kms-guard")
+
+
+@functools.cache
+def wired() -> Wired:
+    settings = settings_from_env(os.environ)
+    logger.info(
+        "settings loaded",
+        extra={
+            "key_arn": settings.key_arn,
+            "regions": list(settings.regions),
+            "remediation": settings.remediation,
+            "restore_key_state": settings.restore_key_state,
+            "dry_run": settings.dry_run,
+        },
+    )
+    return wire(settings)
+
+
+def record(result: Result) -> dict[str, Any]:
+    """Log one structured line for the outcome, emit its metrics, and return the JSON-able result."""
+    summary = result.to_dict()
+    if result.decision == "ignored":
+        metrics.add_metric(name="DroppedEvents", unit=MetricUnit.Count, value=1)
+        logger.info("event ignored", extra={"reason": result.reason})
+        return summary
+    metrics.add_metric(name="Evaluations", unit=MetricUnit.Count, value=1)
+    report = result.report
+    if report is not None:
+        for finding in report.findings:
+            metrics.add_metric(name=f"Findings.{finding.code.value}", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(
+            name="NonCompliantRegions",
+            unit=MetricUnit.Count,
+            value=sum(r.verdict != "compliant" for r in report.regions),
+        )
+    if result.alerts:
+        metrics.add_metric(name="AlertsPublished", unit=MetricUnit.Count, value=len(result.alerts))
+    for outcome in result.remediation:
+        metrics.add_metric(name=f"Repairs.{outcome.status}", unit=MetricUnit.Count, value=1)
+    logger.info(
+        "key evaluated",
+        extra={
+            "verdict": report.verdict if report else None,
+            "codes": sorted({f.code.value for f in report.findings}) if report else [],
+            "alerts": [a.subject for a in result.alerts],
+            "remediation": [o.to_dict() | {"planned_policy": None} for o in result.remediation],
+        },
+    )
+    return summary

@@ -1,0 +1,15 @@
+"""Lambda entry point for the scheduled check: the safety net for lost events and the guard's heartbeat."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from kms_guard.handlers.runtime import logger, metrics, record, wired
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return record(wired().guard.scheduled_check(event))

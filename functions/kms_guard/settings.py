@@ -1,0 +1,168 @@
+"""The guard's settings: one frozen object, parsed once (Lambda cold start, or CLI flags).
+
+Environment variables (stable, design.md "Lambda settings"): KMS_GUARD_KEY_ARN, KMS_GUARD_REGIONS, KMS_GUARD_TOPIC_ARN,
+KMS_GUARD_STATE_TABLE, KMS_GUARD_REMEDIATION (off | restore-statement | revert), KMS_GUARD_RESTORE_KEY_STATE,
+KMS_GUARD_DRY_RUN, KMS_GUARD_TRUSTED_PRINCIPALS, KMS_GUARD_VENDOR_ACCOUNT. A bad value raises `SettingsError` naming
+the variable, so a misconfigured function fails its cold start loudly instead of guarding nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from kms_guard.core.arns import ArnError, KeyArn, parse_multi_region_key_arn, parse_regions
+from kms_guard.core.vendor import ACCOUNT_ID, ROCKSET, VendorProfile
+
+Remediation = Literal["off", "restore-statement", "revert"]
+REMEDIATION_MODES: tuple[Remediation, ...] = ("off", "restore-statement", "revert")
+
+MAX_WRITES_PER_HOUR = 3
+"""At most 3 writes per key per Region per hour (design.md, remediation rules)."""
+REMINDER_SECONDS = 3600
+"""A reminder while a critical problem lasts: Rockset pauses collections after several hours."""
+
+_PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:(?:iam|sts)::\d{12}:[\w+=,.@/-]+$")
+_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]{1,256}$")
+_TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+
+
+class SettingsError(ValueError):
+    """A bad setting; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    key: KeyArn
+    regions: tuple[str, ...]
+    vendor: VendorProfile = ROCKSET
+    topic_arn: str | None = None
+    state_table: str | None = None
+    remediation: Remediation = "off"
+    restore_key_state: bool = False
+    dry_run: bool = False
+    trusted_principals: tuple[str, ...] = ()
+    max_writes_per_hour: int = MAX_WRITES_PER_HOUR
+    reminder_seconds: int = REMINDER_SECONDS
+
+    @property
+    def key_arn(self) -> str:
+        return str(self.key)
+
+    def region_key_arn(self, region: str) -> str:
+        return str(self.key.in_region(region))
+
+    @property
+    def writes_enabled(self) -> bool:
+        return self.remediation != "off" or self.restore_key_state
+
+
+def build_settings(
+    *,
+    key_arn: str,
+    regions: str | list[str] | tuple[str, ...] | None = None,
+    topic_arn: str | None = None,
+    state_table: str | None = None,
+    remediation: str = "off",
+    restore_key_state: bool | str = False,
+    dry_run: bool | str = False,
+    trusted_principals: str | list[str] | tuple[str, ...] | None = None,
+    vendor_account: str | None = None,
+    names: Mapping[str, str] | None = None,
+) -> Settings:
+    """Validate raw values. `names` maps each field to how the user spelled it (env var or CLI flag) for errors."""
+    label = dict(names or {})
+
+    def name(field: str) -> str:
+        return label.get(field, field)
+
+    try:
+        key = parse_multi_region_key_arn(key_arn.strip())
+    except ArnError as exc:
+        raise SettingsError(f"{name('key_arn')}: {exc}") from None
+    try:
+        region_list = parse_regions(regions or "", key.region)
+    except ArnError as exc:
+        raise SettingsError(f"{name('regions')}: {exc}") from None
+    if remediation not in REMEDIATION_MODES:
+        raise SettingsError(
+            f"{name('remediation')}: unknown mode {remediation!r} (one of {', '.join(REMEDIATION_MODES)})"
+        )
+    if topic_arn and not _TOPIC_ARN.match(topic_arn):
+        raise SettingsError(f"{name('topic_arn')}: not an SNS topic ARN: {topic_arn[:120]!r}")
+    if state_table and not _TABLE.match(state_table):
+        raise SettingsError(f"{name('state_table')}: not a DynamoDB table name: {state_table[:120]!r}")
+    trusted = _list(trusted_principals)
+    for principal in trusted:
+        if not _PRINCIPAL_ARN.match(principal):
+            raise SettingsError(f"{name('trusted_principals')}: not an IAM role or user ARN: {principal[:120]!r}")
+    vendor = ROCKSET
+    if vendor_account:
+        if not ACCOUNT_ID.match(vendor_account):
+            raise SettingsError(
+                f"{name('vendor_account')}: must be a 12-digit AWS account ID, not {vendor_account[:40]!r}"
+            )
+        vendor = ROCKSET.with_account(vendor_account)
+    return Settings(
+        key=key,
+        regions=region_list,
+        vendor=vendor,
+        topic_arn=topic_arn or None,
+        state_table=state_table or None,
+        remediation=remediation,
+        restore_key_state=_bool(restore_key_state, name("restore_key_state")),
+        dry_run=_bool(dry_run, name("dry_run")),
+        trusted_principals=trusted,
+    )
+
+
+ENV_NAMES = {
+    "key_arn": "KMS_GUARD_KEY_ARN",
+    "regions": "KMS_GUARD_REGIONS",
+    "topic_arn": "KMS_GUARD_TOPIC_ARN",
+    "state_table": "KMS_GUARD_STATE_TABLE",
+    "remediation": "KMS_GUARD_REMEDIATION",
+    "restore_key_state": "KMS_GUARD_RESTORE_KEY_STATE",
+    "dry_run": "KMS_GUARD_DRY_RUN",
+    "trusted_principals": "KMS_GUARD_TRUSTED_PRINCIPALS",
+    "vendor_account": "KMS_GUARD_VENDOR_ACCOUNT",
+}
+
+
+def settings_from_env(environ: Mapping[str, str]) -> Settings:
+    """The Lambda's settings from its environment variables (design.md)."""
+    key_arn = environ.get(ENV_NAMES["key_arn"], "")
+    if not key_arn:
+        raise SettingsError(f"{ENV_NAMES['key_arn']}: missing")
+    return build_settings(
+        key_arn=key_arn,
+        regions=environ.get(ENV_NAMES["regions"]),
+        topic_arn=environ.get(ENV_NAMES["topic_arn"]),
+        state_table=environ.get(ENV_NAMES["state_table"]),
+        remediation=environ.get(ENV_NAMES["remediation"], "off").strip() or "off",
+        restore_key_state=environ.get(ENV_NAMES["restore_key_state"], "false"),
+        dry_run=environ.get(ENV_NAMES["dry_run"], "false"),
+        trusted_principals=environ.get(ENV_NAMES["trusted_principals"]),
+        vendor_account=environ.get(ENV_NAMES["vendor_account"]) or None,
+        names=ENV_NAMES,
+    )
+
+
+def _bool(value: bool | str, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    lowered = value.strip().lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no", ""):
+        return False
+    raise SettingsError(f"{name}: must be true or false, not {value[:40]!r}")
+
+
+def _list(value: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return tuple(dict.fromkeys(i.strip() for i in items if i and i.strip()))
