@@ -12,8 +12,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TextIO
 
-from kms_guard.core.arns import ArnError, KeyArn
 from kms_guard.aws.notify import CollectingNotifier
+from kms_guard.core.arns import ArnError, KeyArn
 from kms_guard.core.compliance import PolicyAssessment, assess_policy
 from kms_guard.core.findings import Finding, KeyReport, Verdict, verdict_of
 from kms_guard.core.policy import MAX_POLICY_BYTES, PolicyError, parse_policy
@@ -248,21 +248,20 @@ def cmd_handle_event(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 {"subject": a.subject, "body": a.body, "attributes": a.attributes()} for a in printed
             ]
         _emit_json(payload, out)
-    else:
-        if result.decision == "ignored":
-            print(f"IGNORED: {result.reason}", file=out)
-        elif result.report is not None:
-            event_line = f"{result.event.name} in {result.event.region}" if result.event else "event"
-            print(f"EVALUATED after {event_line}", file=out)
-            _print_report(result.report, settings.vendor, out)
-            for outcome in result.remediation:
-                verified = {True: " (verified)", False: " (NOT verified)", None: ""}[outcome.verified]
-                print(f"  remediation [{outcome.region}] {outcome.status}{verified}: {outcome.description}", file=out)
-            for alert in result.alerts:
-                where = "printed below" if printed else f"published to {settings.topic_arn}"
-                print(f"  alert ({where}): {alert.subject}", file=out)
-            for alert in printed:
-                print(f"\n--- {alert.subject}\n{alert.body}", file=out)
+    elif result.decision == "ignored":
+        print(f"IGNORED: {result.reason}", file=out)
+    elif result.report is not None:
+        event_line = f"{result.event.name} in {result.event.region}" if result.event else "event"
+        print(f"EVALUATED after {event_line}", file=out)
+        _print_report(result.report, settings.vendor, out)
+        for outcome in result.remediation:
+            verified = {True: " (verified)", False: " (NOT verified)", None: ""}[outcome.verified]
+            print(f"  remediation [{outcome.region}] {outcome.status}{verified}: {outcome.description}", file=out)
+        for alert in result.alerts:
+            where = "printed below" if printed else f"published to {settings.topic_arn}"
+            print(f"  alert ({where}): {alert.subject}", file=out)
+        for alert in printed:
+            print(f"\n--- {alert.subject}\n{alert.body}", file=out)
     if result.report is not None and result.report.verdict == "non-compliant":
         return EXIT_NON_COMPLIANT
     return EXIT_OK

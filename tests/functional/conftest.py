@@ -17,11 +17,11 @@ from typing import Any
 import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
-from moto import mock_aws
-
 from kms_guard.aws.clients import ClientFactory
 from kms_guard.settings import build_settings
 from kms_guard.wiring import wire
+from moto import mock_aws
+
 from tests.support import admin_statement, load_event, policy_text, rockset_statement
 
 HOME, REPLICA, THIRD = "us-west-2", "us-east-1", "eu-west-1"

@@ -7,7 +7,7 @@ import json
 import boto3
 import pytest
 
-from tests.functional.conftest import GOOD_POLICY, HOME, REPLICA, THIRD
+from tests.functional.conftest import HOME, REPLICA, THIRD
 from tests.support import admin_statement, policy_text, rockset_statement
 
 NO_DECRYPT = policy_text(
