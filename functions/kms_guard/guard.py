@@ -59,8 +59,11 @@ class Result:
     reason: str | None = None
     event: KeyEvent | None = None
     report: KeyReport | None = None
+    """The key after any repair (what the verdict and exit code are about)."""
     alerts: list[Alert] = field(default_factory=list)
     remediation: list[Outcome] = field(default_factory=list)
+    found: KeyReport | None = None
+    """The key as first read, before any repair."""
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"decision": self.decision}
@@ -151,7 +154,7 @@ class Guard:
         self._state.save_report(
             fingerprint(final.findings), [f.to_dict() for f in final.findings], now if alerts else None
         )
-        return Result("evaluated", None, event, final, alerts, outcomes)
+        return Result("evaluated", None, event, final, alerts, outcomes, found=report)
 
     # --- remediation --------------------------------------------------------------------------------------------
 

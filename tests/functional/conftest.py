@@ -56,6 +56,7 @@ class Account:
     session: boto3.Session
     calls: Counter = field(default_factory=Counter)
     faults: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
+    hard_faults: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def kms(self, region: str) -> Any:
@@ -98,8 +99,16 @@ class Account:
                 sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
 
     def fail(self, operation: str, code: str, times: int = 1, status: int = 400) -> None:
-        """Make the next `times` calls of an operation (e.g. 'kms.GetKeyPolicy') fail with `code`, inside retries."""
+        """Make the next `times` HTTP attempts of an operation (e.g. 'kms.GetKeyPolicy') fail with `code`.
+
+        Injected at `before-send`, inside botocore's retry loop, so the SDK's retries are exercised. moto's own
+        before-send handler still runs, so use this for side-effect-free calls (reads) only.
+        """
         self.faults.setdefault(operation, []).extend([(status, code)] * times)
+
+    def fail_call(self, operation: str, code: str, times: int = 1, status: int = 500) -> None:
+        """Make the next `times` calls fail with `code` as they would after the SDK's retries; moto never sees them."""
+        self.hard_faults.setdefault(operation, []).extend([(status, code)] * times)
 
     def guard(self, **overrides: Any) -> Any:
         options = {
@@ -122,8 +131,8 @@ def _install_hooks(account: Account) -> None:
             account.calls[f"{service}.{operation}"] += 1
 
     def inject(request: Any, event_name: str, **kwargs: Any) -> AWSResponse | None:
-        operation = request.context.get("operation_name") if hasattr(request, "context") else None
-        service = event_name.split(".")[1]
+        # event_name: before-send.<service>.<Operation>
+        _, service, operation = event_name.split(".", 2)
         key = f"{service}.{operation}"
         with account._lock:
             queue = account.faults.get(key)
@@ -138,7 +147,21 @@ def _install_hooks(account: Account) -> None:
             _Raw(body),
         )
 
+    def short_circuit(event_name: str, **kwargs: Any) -> tuple[Any, dict[str, Any]] | None:
+        _, service, operation = event_name.split(".", 2)
+        with account._lock:
+            queue = account.hard_faults.get(f"{service}.{operation}")
+            if not queue:
+                return None
+            status, code = queue.pop(0)
+        http = AWSResponse("https://injected", status, {}, _Raw(b""))
+        return http, {
+            "Error": {"Code": code, "Message": f"injected {code}"},
+            "ResponseMetadata": {"HTTPStatusCode": status},
+        }
+
     account.session.events.register("before-call", count)
+    account.session.events.register("before-call", short_circuit)
     account.session.events.register_first("before-send", inject)
 
 

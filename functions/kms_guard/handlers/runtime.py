@@ -46,14 +46,12 @@ def record(result: Result) -> dict[str, Any]:
         return summary
     metrics.add_metric(name="Evaluations", unit=MetricUnit.Count, value=1)
     report = result.report
-    if report is not None:
-        for finding in report.findings:
+    if result.found is not None:
+        for finding in result.found.findings:
             metrics.add_metric(name=f"Findings.{finding.code.value}", unit=MetricUnit.Count, value=1)
-        metrics.add_metric(
-            name="NonCompliantRegions",
-            unit=MetricUnit.Count,
-            value=sum(r.verdict != "compliant" for r in report.regions),
-        )
+    if report is not None:
+        not_compliant = sum(r.verdict != "compliant" for r in report.regions)
+        metrics.add_metric(name="NonCompliantRegions", unit=MetricUnit.Count, value=not_compliant)
     if result.alerts:
         metrics.add_metric(name="AlertsPublished", unit=MetricUnit.Count, value=len(result.alerts))
     for outcome in result.remediation:

@@ -1,0 +1,196 @@
+"""Faults: what the guard does when AWS misbehaves, and that no event or finding is lost.
+
+Faults are injected at botocore's `before-send` (see conftest), i.e. inside the SDK's retry loop, so the guard's
+real retry configuration is what recovers from throttling.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from kms_guard.aws.state import DynamoState
+from kms_guard.core.compliance import RegionObservation
+from kms_guard.guard import EventInFlight
+
+from tests.functional.conftest import REPLICA
+from tests.functional.test_scenarios import NO_DECRYPT, break_policy
+
+
+def test_throttling_then_success_is_retried_by_the_sdk(account):
+    account.fail("kms.GetKeyPolicy", "ThrottlingException", times=2)
+    result = account.guard().handle(account.event("scheduled-check"))
+    assert result.report.verdict == "compliant"
+    assert account.calls["kms.GetKeyPolicy"] == 2  # two logical calls; the retries happened inside botocore
+
+
+def test_throttling_past_the_retries_is_policy_unreadable_never_compliant(account):
+    account.fail("kms.GetKeyPolicy", "ThrottlingException", times=10)
+    result = account.guard().handle(account.event("scheduled-check"))
+    assert result.report.verdict == "non-compliant"
+    codes = {f.code.value for f in result.report.findings}
+    assert codes == {"POLICY_UNREADABLE"}
+    assert "ThrottlingException" in result.report.findings[0].message
+    assert "unreadable" in account.delivered_alerts()[0]["subject"]
+
+
+def test_access_denied_is_policy_unreadable(account):
+    account.fail("kms.DescribeKey", "AccessDeniedException", times=1)
+    result = account.guard().handle(account.event("scheduled-check"))
+    [unreadable] = [r for r in result.report.regions if r.findings]
+    assert unreadable.findings[0].code.value == "POLICY_UNREADABLE"
+    assert "AccessDeniedException" in unreadable.findings[0].message
+
+
+def test_sns_failure_raises_releases_the_event_and_the_retry_alerts_once(account):
+    break_policy(account)
+    guard = account.guard()
+    event = account.event("put-key-policy-removes-decrypt")
+    account.fail_call("sns.Publish", "InternalError")
+    with pytest.raises(Exception, match="InternalError"):
+        guard.handle(event)
+    assert account.delivered_alerts() == []
+    # Lambda retries the same event: the claim was released, the finding was not recorded as reported.
+    retry = guard.handle(event)
+    assert retry.decision == "evaluated"
+    assert len(account.delivered_alerts()) == 1
+
+
+def test_dynamodb_failure_raises_so_lambda_retries(account):
+    account.fail_call("dynamodb.PutItem", "InternalServerError")
+    with pytest.raises(Exception, match="InternalServerError"):
+        account.guard().handle(account.event("disable-key-replica"))
+    assert account.calls["kms.DescribeKey"] == 0  # the claim comes first: nothing half-done
+
+
+def test_a_failed_repair_is_reported_not_hidden(account):
+    break_policy(account)
+    account.fail_call("kms.PutKeyPolicy", "MalformedPolicyDocumentException", status=400)
+    result = account.guard(remediation="restore-statement").handle(account.event("put-key-policy-removes-decrypt"))
+    [outcome] = result.remediation
+    assert outcome.status == "failed"
+    assert "MalformedPolicyDocumentException" in outcome.description
+    assert result.report.verdict == "non-compliant"
+    assert "failed" in account.delivered_alerts()[0]["message"]
+
+
+class StaleReads:
+    """KMS eventual consistency: the first `stale` reads after a write still return the old policy.
+
+    moto is immediately consistent, so this wrapper stands in for real KMS's documented behaviour.
+    """
+
+    def __init__(self, inner, stale):
+        self._inner, self._stale, self._written = inner, stale, None
+        self.reads_after_write = 0
+
+    def read_all(self, key_arns):
+        return self._inner.read_all(key_arns)
+
+    def read(self, region, key_arn):
+        observation = self._inner.read(region, key_arn)
+        if self._written is not None:
+            self.reads_after_write += 1
+            if self.reads_after_write <= self._stale:
+                return RegionObservation(region, key_arn, observation.metadata, self._written)
+        return observation
+
+    def put_key_policy(self, region, key_arn, policy):
+        self._written = self._inner.read(region, key_arn).policy
+        self._inner.put_key_policy(region, key_arn, policy)
+
+    def enable_key(self, region, key_arn):
+        self._inner.enable_key(region, key_arn)
+
+    def cancel_key_deletion(self, region, key_arn):
+        self._inner.cancel_key_deletion(region, key_arn)
+
+
+def test_stale_read_back_after_a_write_is_retried_until_it_holds(account):
+    break_policy(account)
+    guard = account.guard(remediation="restore-statement")
+    stale = StaleReads(guard._kms, stale=2)
+    guard._kms = stale
+    sleeps = []
+    guard._sleep = sleeps.append
+    result = guard.handle(account.event("put-key-policy-removes-decrypt"))
+    assert result.remediation[0].verified is True
+    assert stale.reads_after_write == 3
+    assert sleeps == [0.5, 1.0]  # backing off, allowing for eventual consistency
+
+
+def test_read_back_that_never_holds_is_reported_as_not_verified(account):
+    break_policy(account)
+    guard = account.guard(remediation="restore-statement", verify_attempts=3)
+    guard._kms = StaleReads(guard._kms, stale=100)
+    result = guard.handle(account.event("put-key-policy-removes-decrypt"))
+    assert result.remediation[0].verified is False
+    assert result.report.verdict == "non-compliant"
+    assert "NOT verified" in account.delivered_alerts()[0]["message"]
+
+
+def test_timeout_mid_repair_then_retry_does_not_repair_twice(account):
+    """The Lambda dies after the write (no finish, no release): the retry finds the key already repaired."""
+    break_policy(account)
+    guard = account.guard(remediation="restore-statement", clock=lambda: 1_000_000.0)
+    original = guard._notifier.publish
+
+    def die(alert):
+        raise TimeoutError("Task timed out")
+
+    guard._notifier.publish = die
+    with pytest.raises(TimeoutError):
+        guard.handle(account.event("put-key-policy-removes-decrypt"))
+    assert account.policy(REPLICA) != NO_DECRYPT  # the write happened before the timeout
+    guard._notifier.publish = original
+    retry = guard.handle(account.event("put-key-policy-removes-decrypt"))
+    assert retry.report.verdict == "compliant"
+    assert retry.remediation == []
+    assert account.calls["kms.PutKeyPolicy"] == 1
+
+
+def test_two_concurrent_invocations_for_one_change_do_one_repair(account):
+    break_policy(account)
+    event = account.event("put-key-policy-removes-decrypt")
+    barrier = threading.Barrier(2)
+    results, errors = [], []
+
+    def invoke():
+        guard = account.guard(remediation="restore-statement")
+        original_claim = guard._state.claim_event
+
+        def claim(event_id, now):
+            barrier.wait()  # both reach the conditional write together
+            return original_claim(event_id, now)
+
+        guard._state.claim_event = claim
+        try:
+            results.append(guard.handle(event))
+        except EventInFlight as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=invoke) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) + len(errors) == 2
+    assert len(errors) == 1  # the loser raises, so Lambda retries it later (then it sees "done")
+    assert account.calls["kms.PutKeyPolicy"] == 1
+    late = account.guard(remediation="restore-statement").handle(event)
+    assert late.decision == "ignored"
+
+
+def test_write_slots_are_not_oversold_under_contention(account):
+    state = DynamoState(account.guard()._kms._clients, account.table, "us-west-2", account.key_id)
+    granted = []
+
+    def take():
+        granted.append(state.take_write_slot(REPLICA, 1_000_000.0, 3))
+
+    threads = [threading.Thread(target=take) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert granted.count(True) <= 3

@@ -1,0 +1,75 @@
+"""Settings: parsed once, every bad value named."""
+
+import pytest
+from kms_guard.settings import SettingsError, build_settings, settings_from_env
+
+ARN = "arn:aws:kms:us-west-2:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab"
+
+
+def test_from_env_full():
+    settings = settings_from_env(
+        {
+            "KMS_GUARD_KEY_ARN": ARN,
+            "KMS_GUARD_REGIONS": "us-east-1, us-west-2",
+            "KMS_GUARD_TOPIC_ARN": "arn:aws:sns:us-west-2:111122223333:alerts",
+            "KMS_GUARD_STATE_TABLE": "kms-guard-state",
+            "KMS_GUARD_REMEDIATION": "revert",
+            "KMS_GUARD_RESTORE_KEY_STATE": "true",
+            "KMS_GUARD_DRY_RUN": "false",
+            "KMS_GUARD_TRUSTED_PRINCIPALS": "arn:aws:iam::111122223333:role/BreakGlass",
+            "KMS_GUARD_VENDOR_ACCOUNT": "318212636800",
+        }
+    )
+    assert settings.regions == ("us-west-2", "us-east-1")  # home first
+    assert settings.remediation == "revert"
+    assert settings.restore_key_state
+    assert not settings.dry_run
+    assert settings.trusted_principals == ("arn:aws:iam::111122223333:role/BreakGlass",)
+    assert settings.region_key_arn("us-east-1") == ARN.replace("us-west-2", "us-east-1")
+
+
+def test_defaults():
+    settings = settings_from_env({"KMS_GUARD_KEY_ARN": ARN})
+    assert settings.regions == ("us-west-2",)
+    assert settings.remediation == "off"
+    assert not settings.writes_enabled
+    assert settings.vendor.account == "318212636800"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({}, "KMS_GUARD_KEY_ARN: missing"),
+        (
+            {"KMS_GUARD_KEY_ARN": "arn:aws:kms:us-west-2:111122223333:alias/rockset"},
+            "KMS_GUARD_KEY_ARN: alias ARNs are not supported; give the full key ARN",
+        ),
+        (
+            {"KMS_GUARD_KEY_ARN": "arn:aws:kms:us-west-2:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"},
+            "not a multi-Region key",
+        ),
+        ({"KMS_GUARD_KEY_ARN": "mrk-123"}, "KMS_GUARD_KEY_ARN: not a KMS key ARN"),
+        (
+            {"KMS_GUARD_REGIONS": "us-east-1"},
+            "KMS_GUARD_REGIONS: the Regions (us-east-1) must include the key's own Region us-west-2",
+        ),
+        ({"KMS_GUARD_REGIONS": "us-west-2,mars-1"}, "KMS_GUARD_REGIONS: not an AWS Region name: 'mars-1'"),
+        ({"KMS_GUARD_REMEDIATION": "fix-it"}, "KMS_GUARD_REMEDIATION: unknown mode 'fix-it'"),
+        ({"KMS_GUARD_RESTORE_KEY_STATE": "maybe"}, "KMS_GUARD_RESTORE_KEY_STATE: must be true or false"),
+        ({"KMS_GUARD_DRY_RUN": "2"}, "KMS_GUARD_DRY_RUN: must be true or false"),
+        ({"KMS_GUARD_TRUSTED_PRINCIPALS": "bob"}, "KMS_GUARD_TRUSTED_PRINCIPALS: not an IAM role or user ARN"),
+        ({"KMS_GUARD_VENDOR_ACCOUNT": "31821263680"}, "KMS_GUARD_VENDOR_ACCOUNT: must be a 12-digit"),
+        ({"KMS_GUARD_TOPIC_ARN": "alerts"}, "KMS_GUARD_TOPIC_ARN: not an SNS topic ARN"),
+        ({"KMS_GUARD_STATE_TABLE": "a b"}, "KMS_GUARD_STATE_TABLE: not a DynamoDB table name"),
+    ],
+)
+def test_bad_values_are_named(env, message):
+    full = {"KMS_GUARD_KEY_ARN": ARN, **env} if env else {}
+    with pytest.raises(SettingsError) as info:
+        settings_from_env(full)
+    assert message in str(info.value)
+
+
+def test_cli_names_are_used_when_given():
+    with pytest.raises(SettingsError, match="--remediation: unknown mode"):
+        build_settings(key_arn=ARN, remediation="x", names={"remediation": "--remediation"})
