@@ -1,0 +1,251 @@
+"""Whole-command tests: the kms-guard process against a moto server on 127.0.0.1, through AWS_ENDPOINT_URL."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import urllib.request
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from tests.functional.conftest import FIXTURE_ACCOUNT, FIXTURE_KEY_ID, GOOD_POLICY, HOME, REPLICA
+from tests.support import EVENTS, admin_statement, policy_text, rockset_statement
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = _free_port()
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    moto.start()
+    yield f"http://127.0.0.1:{port}"
+    moto.stop()
+
+
+@pytest.fixture
+def world(server, tmp_path):
+    # A clean account for every test (moto's reset endpoint).
+    urllib.request.urlopen(urllib.request.Request(f"{server}/moto-api/reset", method="POST"))  # noqa: S310
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        AWS_ENDPOINT_URL=server, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION=HOME
+    )
+
+    def client(service, region=HOME):
+        return boto3.client(
+            service,
+            region_name=region,
+            endpoint_url=server,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    kms = client("kms")
+    meta = kms.create_key(MultiRegion=True, Policy=GOOD_POLICY, KeyUsage="ENCRYPT_DECRYPT")["KeyMetadata"]
+    kms.replicate_key(KeyId=meta["KeyId"], ReplicaRegion=REPLICA)
+    client("kms", REPLICA).put_key_policy(KeyId=meta["KeyId"], PolicyName="default", Policy=GOOD_POLICY)
+
+    def run(*argv, stdin=None):
+        return subprocess.run(
+            [sys.executable, "-m", "kms_guard.cli", *argv],
+            capture_output=True,
+            text=True,
+            env=env,
+            input=stdin,
+            timeout=120,
+            check=False,
+        )
+
+    def event_file(name):
+        text = (EVENTS / f"{name}.json").read_text()
+        text = text.replace(FIXTURE_KEY_ID, meta["KeyId"]).replace(FIXTURE_ACCOUNT, meta["AWSAccountId"])
+        path = tmp_path / f"{name}.json"
+        path.write_text(text)
+        return str(path)
+
+    return {"arn": meta["Arn"], "key_id": meta["KeyId"], "client": client, "run": run, "event": event_file}
+
+
+def test_check_compliant_then_non_compliant(world):
+    regions = f"{HOME},{REPLICA}"
+    ok = world["run"]("check", "--key-arn", world["arn"], "--regions", regions, "--output", "json")
+    assert ok.returncode == 0, ok.stderr
+    report = json.loads(ok.stdout)
+    assert report["verdict"] == "compliant"
+    assert [r["region"] for r in report["regions"]] == [HOME, REPLICA]
+    assert set(report["regions"][0]) == {"region", "key_arn", "key_state", "verdict", "findings"}
+
+    world["client"]("kms", REPLICA).disable_key(KeyId=world["key_id"])
+    bad = world["run"]("check", "--key-arn", world["arn"], "--regions", regions)
+    assert bad.returncode == 1
+    assert bad.stdout.startswith("NON-COMPLIANT")
+    assert "KEY_DISABLED [us-east-1]" in bad.stdout
+
+
+def test_check_a_region_without_replica(world):
+    result = world["run"]("check", "--key-arn", world["arn"], "--regions", f"{HOME},eu-west-1", "--output", "json")
+    assert result.returncode == 1
+    regions = json.loads(result.stdout)["regions"]
+    assert regions[1]["findings"][0]["code"] == "KEY_NOT_FOUND"
+
+
+def test_check_at_risk_exit_3(world):
+    conditional = rockset_statement()
+    conditional["Condition"] = {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}
+    world["client"]("kms").put_key_policy(
+        KeyId=world["key_id"], PolicyName="default", Policy=policy_text(admin_statement(), conditional)
+    )
+    assert world["run"]("check", "--key-arn", world["arn"]).returncode == 3
+
+
+def test_handle_event_prints_alerts_and_repairs_with_restore_key_state(world):
+    world["client"]("kms", REPLICA).disable_key(KeyId=world["key_id"])
+    result = world["run"](
+        "handle-event",
+        world["event"]("disable-key-replica"),
+        "--key-arn",
+        world["arn"],
+        "--regions",
+        f"{HOME},{REPLICA}",
+        "--restore-key-state",
+        "--output",
+        "json",
+    )
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["decision"] == "evaluated"
+    assert payload["report"]["verdict"] == "compliant"
+    assert payload["remediation"][0]["writes"] == ["enable-key"]
+    assert payload["remediation"][0]["verified"] is True
+    assert [a["severity"] for a in payload["alerts"]] == ["critical", "info"]
+    assert payload["alerts"][0]["codes"] == ["KEY_DISABLED"]
+    assert "aws kms enable-key" in payload["alert_messages"][0]["body"]
+
+
+def test_handle_event_dry_run_writes_nothing(world):
+    world["client"]("kms", REPLICA).put_key_policy(
+        KeyId=world["key_id"], PolicyName="default", Policy=policy_text(admin_statement())
+    )
+    result = world["run"](
+        "handle-event",
+        world["event"]("put-key-policy-removes-decrypt"),
+        "--key-arn",
+        world["arn"],
+        "--regions",
+        f"{HOME},{REPLICA}",
+        "--remediation",
+        "restore-statement",
+        "--dry-run",
+    )
+    assert result.returncode == 1
+    assert "remediation [us-east-1] dry-run" in result.stdout
+    assert "--- [CRITICAL]" in result.stdout
+    policy = world["client"]("kms", REPLICA).get_key_policy(KeyId=world["key_id"], PolicyName="default")["Policy"]
+    assert "KmsGuardRocksetAccess" not in policy
+
+
+def test_handle_event_ignores_another_key_with_exit_0(world):
+    result = world["run"]("handle-event", world["event"]("disable-key-other-key"), "--key-arn", world["arn"])
+    assert result.returncode == 0
+    assert result.stdout.startswith("IGNORED: event is about another key")
+
+
+def test_handle_event_with_table_and_topic(world):
+    ddb = world["client"]("dynamodb")
+    ddb.create_table(
+        TableName="state",
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+    )
+    topic = world["client"]("sns").create_topic(Name="alerts")["TopicArn"]
+    world["client"]("kms", REPLICA).disable_key(KeyId=world["key_id"])
+    argv = [
+        "handle-event",
+        world["event"]("disable-key-replica"),
+        "--key-arn",
+        world["arn"],
+        "--regions",
+        f"{HOME},{REPLICA}",
+        "--state-table",
+        "state",
+        "--topic-arn",
+        topic,
+    ]
+    first = world["run"](*argv)
+    assert first.returncode == 1
+    assert f"published to {topic}" in first.stdout
+    again = world["run"](*argv)  # same CloudTrail event ID: remembered in the table
+    assert again.returncode == 0
+    assert "IGNORED: duplicate delivery" in again.stdout
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["check", "--key-arn", "arn:aws:kms:us-west-2:111122223333:alias/rockset"],
+            "--key-arn: alias ARNs are not supported",
+        ),
+        (
+            ["check", "--key-arn", "arn:aws:kms:us-west-2:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"],
+            "not a multi-Region key",
+        ),
+        (
+            [
+                "check",
+                "--key-arn",
+                "arn:aws:kms:us-west-2:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab",
+                "--regions",
+                "us-east-1",
+            ],
+            "must include the key's own Region",
+        ),
+        (["check"], "the following arguments are required: --key-arn"),
+        (
+            [
+                "handle-event",
+                "/nope.json",
+                "--key-arn",
+                "arn:aws:kms:us-west-2:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab",
+            ],
+            "cannot read event file /nope.json",
+        ),
+        (
+            [
+                "handle-event",
+                "-",
+                "--key-arn",
+                "arn:aws:kms:us-west-2:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab",
+                "--remediation",
+                "fix",
+            ],
+            "--remediation: unknown mode 'fix'",
+        ),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(world, argv, message):
+    result = world["run"](*argv, stdin="{}")
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_handle_event_not_json_is_bad_input(world):
+    result = world["run"]("handle-event", "-", "--key-arn", world["arn"], stdin="{nope")
+    assert result.returncode == 2
+    assert "stdin: event is not valid JSON" in result.stderr
