@@ -35,7 +35,7 @@ def server():
 @pytest.fixture
 def world(server, tmp_path):
     # A clean account for every test (moto's reset endpoint).
-    urllib.request.urlopen(urllib.request.Request(f"{server}/moto-api/reset", method="POST"))  # noqa: S310
+    urllib.request.urlopen(urllib.request.Request(f"{server}/moto-api/reset", method="POST"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(
         AWS_ENDPOINT_URL=server, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION=HOME
