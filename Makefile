@@ -38,5 +38,8 @@ test: lint typecheck ## ruff, mypy and the whole pytest suite
 unit: $(STAMP) ## the fast unit tests only
 	"$(UV)" run --frozen pytest tests/unit -q
 
+demo: $(STAMP) ## the guard end to end against an embedded simulated AWS account
+	"$(UV)" run --frozen kms-guard demo
+
 clean: ## remove generated files
 	rm -rf $(VENV) .tools cdk.out .pytest_cache .mypy_cache .ruff_cache .hypothesis

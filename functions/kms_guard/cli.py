@@ -267,6 +267,19 @@ def cmd_handle_event(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from kms_guard.demo import DemoError, run_demo
+
+    try:
+        summary = run_demo(out if args.output == "text" else None)
+    except DemoError as exc:
+        print(f"kms-guard: demo failed: {exc}", file=err)
+        return EXIT_NON_COMPLIANT
+    if args.output == "json":
+        _emit_json(summary, out)
+    return EXIT_OK
+
+
 # --- parser ----------------------------------------------------------------------------------------------------
 
 Command = Callable[[argparse.Namespace, TextIO, TextIO], int]
@@ -339,6 +352,15 @@ def build_parser() -> argparse.ArgumentParser:
     handle.add_argument("--state-table", help="DynamoDB state table (in the key's Region)")
     handle.add_argument("--topic-arn", help="SNS topic to publish alerts to")
     handle.set_defaults(func=cmd_handle_event)
+
+    demo = sub.add_parser(
+        "demo",
+        parents=[common],
+        help="run the whole guard end to end against an embedded, simulated AWS account",
+        description="Runs the real Lambda handlers against moto in process. Exit 0 when every step turns out as "
+        "the story says, 1 otherwise.",
+    )
+    demo.set_defaults(func=cmd_demo)
     return parser
 
 

@@ -72,6 +72,8 @@ class Result:
         if self.event is not None:
             out["event"] = {"name": self.event.name, "id": self.event.event_id, "region": self.event.region}
         out["report"] = self.report.to_dict() if self.report else None
+        if self.found is not None:
+            out["found_codes"] = sorted({f.code.value for f in self.found.findings})
         out["alerts"] = [a.summary() for a in self.alerts]
         out["remediation"] = [o.to_dict() for o in self.remediation]
         return out

@@ -218,7 +218,7 @@ def render_alert(
     if note:
         lines += ["", clean(note, 2000)]
 
-    lines += ["", "WHAT IS WRONG"]
+    lines += ["", "STATE BY REGION" if kind == "resolved" else "WHAT IS WRONG"]
     for region_report in report.regions:
         state = region_report.key_state or "n/a"
         lines.append(f"  {region_report.region} (key state {state}): {region_report.verdict.upper()}")

@@ -1,0 +1,483 @@
+"""`kms-guard demo`: the real guard, end to end, against an embedded simulated AWS account (moto, in process).
+
+Nothing here is a re-enactment: every CloudTrail event goes through `kms_guard.handlers.kms_event.handler` and the
+checks through `kms_guard.handlers.scheduled_check.handler`, configured by the same environment variables the CDK app
+sets. The SNS topic has an SQS queue subscribed, so alerts are shown exactly as a subscriber receives them.
+
+CLI-only (needs moto, a development dependency); never part of the Lambda asset.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from kms_guard.core.repair import guard_statement, plan_restore_statement
+from kms_guard.core.vendor import ROCKSET
+
+HOME, REPLICA, THIRD = "us-west-2", "us-east-1", "eu-west-1"
+ACCOUNT = "123456789012"  # moto's account
+ADMIN_ROLE = f"arn:aws:iam::{ACCOUNT}:role/PlatformAdmin"
+AUTOMATION_ROLE = f"arn:aws:iam::{ACCOUNT}:role/LegacyKeyPolicySync"
+
+
+class DemoError(RuntimeError):
+    """A step did not turn out as the story says."""
+
+
+def _policy(*extra: dict[str, Any]) -> str:
+    admin = {
+        "Sid": "EnableIAMUserPermissions",
+        "Effect": "Allow",
+        "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+        "Action": "kms:*",
+        "Resource": "*",
+    }
+    return json.dumps({"Version": "2012-10-17", "Statement": [admin, *extra]}, indent=2)
+
+
+COMPLIANT_POLICY = _policy(guard_statement(ROCKSET))
+NO_DECRYPT_POLICY = _policy(
+    {
+        "Sid": "RocksetAccess",
+        "Effect": "Allow",
+        "Principal": {"AWS": ROCKSET.principal_arn},
+        "Action": ["kms:Encrypt", "kms:GenerateDataKey*", "kms:DescribeKey"],
+        "Resource": "*",
+    }
+)
+DEFAULT_POLICY = _policy()
+
+
+@dataclass
+class Step:
+    title: str
+    event: str
+    region: str
+    actor: str
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    remediation: list[dict[str, Any]] = field(default_factory=list)
+    saw: str = ""
+    verdict_after: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "title": self.title,
+            "event": self.event,
+            "region": self.region,
+            "alerts": [{"subject": a["subject"], "severity": a["severity"], "codes": a["codes"]} for a in self.alerts],
+            "remediation": self.remediation,
+            "verdict_after": self.verdict_after,
+        }
+
+
+@dataclass
+class _Context:
+    function_name: str
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = f"arn:aws:lambda:{HOME}:{ACCOUNT}:function:kms-guard"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _cloudtrail(name: str, region: str, key_arn: str, actor: str, request: dict[str, Any]) -> dict[str, Any]:
+    role = actor.rsplit("/", maxsplit=1)[-1]
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "AWS API Call via CloudTrail",
+        "source": "aws.kms",
+        "account": ACCOUNT,
+        "time": "2026-11-28T10:15:31Z",
+        "region": region,
+        "resources": [],
+        "detail": {
+            "eventVersion": "1.10",
+            "userIdentity": {
+                "type": "AssumedRole",
+                "arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/{role}/session",
+                "accountId": ACCOUNT,
+                "sessionContext": {"sessionIssuer": {"type": "Role", "arn": actor, "accountId": ACCOUNT}},
+            },
+            "eventTime": "2026-11-28T10:15:30Z",
+            "eventSource": "kms.amazonaws.com",
+            "eventName": name,
+            "awsRegion": region,
+            "sourceIPAddress": "203.0.113.10",
+            "userAgent": "aws-cli/2.22.0",
+            "requestParameters": request,
+            "responseElements": None,
+            "eventID": str(uuid.uuid4()),
+            "readOnly": False,
+            "eventType": "AwsApiCall",
+            "managementEvent": True,
+            "recipientAccountId": ACCOUNT,
+            "resources": [{"accountId": ACCOUNT, "type": "AWS::KMS::Key", "ARN": key_arn}],
+        },
+    }
+
+
+class _World:
+    """The simulated account: key, replica, table, topic and its subscriber queue."""
+
+    def __init__(self) -> None:
+        import boto3
+
+        self.boto3 = boto3
+        kms = boto3.client("kms", region_name=HOME)
+        meta = kms.create_key(
+            MultiRegion=True, Policy=COMPLIANT_POLICY, KeyUsage="ENCRYPT_DECRYPT", Description="Rockset CMK"
+        )["KeyMetadata"]
+        self.key_id: str = meta["KeyId"]
+        self.key_arn: str = meta["Arn"]
+        kms.replicate_key(KeyId=self.key_id, ReplicaRegion=REPLICA)
+        self.put_policy(REPLICA, COMPLIANT_POLICY)  # moto ignores ReplicateKey's Policy
+        ddb = boto3.client("dynamodb", region_name=HOME)
+        ddb.create_table(
+            TableName="kms-guard-state",
+            BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+        )
+        sns, sqs = boto3.client("sns", region_name=HOME), boto3.client("sqs", region_name=HOME)
+        self.topic_arn: str = sns.create_topic(Name="kms-guard-alerts")["TopicArn"]
+        self.queue_url: str = sqs.create_queue(QueueName="security-team")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        sns.subscribe(TopicArn=self.topic_arn, Protocol="sqs", Endpoint=queue_arn)
+
+    def kms(self, region: str) -> Any:
+        return self.boto3.client("kms", region_name=region)
+
+    def arn(self, region: str) -> str:
+        return self.key_arn.replace(f":{HOME}:", f":{region}:")
+
+    def put_policy(self, region: str, policy: str) -> None:
+        self.kms(region).put_key_policy(KeyId=self.key_id, PolicyName="default", Policy=policy)
+
+    def policy(self, region: str) -> str:
+        return str(self.kms(region).get_key_policy(KeyId=self.key_id, PolicyName="default")["Policy"])
+
+    def delivered(self) -> list[dict[str, Any]]:
+        sqs = self.boto3.client("sqs", region_name=HOME)
+        out: list[dict[str, Any]] = []
+        while messages := sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get("Messages", []):
+            for message in messages:
+                body = json.loads(message["Body"])
+                attributes = {k: v["Value"] for k, v in body.get("MessageAttributes", {}).items()}
+                out.append(
+                    {
+                        "subject": body.get("Subject", ""),
+                        "body": body["Message"],
+                        "severity": attributes.get("severity"),
+                        "codes": [c for c in attributes.get("codes", "").split(",") if c and c != "none"],
+                    }
+                )
+                sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        return out
+
+
+class _Story:
+    def __init__(self, world: _World, out: TextIO | None) -> None:
+        self.world = world
+        self.out = out
+        self.steps: list[Step] = []
+        self.regions = [HOME, REPLICA]
+
+    def environment(self) -> dict[str, str]:
+        return {
+            "KMS_GUARD_KEY_ARN": self.world.key_arn,
+            "KMS_GUARD_REGIONS": ",".join(self.regions),
+            "KMS_GUARD_TOPIC_ARN": self.world.topic_arn,
+            "KMS_GUARD_STATE_TABLE": "kms-guard-state",
+            "KMS_GUARD_REMEDIATION": "restore-statement",
+            "KMS_GUARD_RESTORE_KEY_STATE": "true",
+            "KMS_GUARD_DRY_RUN": "false",
+            "KMS_GUARD_TRUSTED_PRINCIPALS": "",
+        }
+
+    def redeploy(self, regions: list[str]) -> None:
+        """`cdk deploy` with a new Regions list: new containers, new settings; the table keeps the state."""
+        from kms_guard.handlers import runtime
+
+        self.regions = regions
+        os.environ.update(self.environment())
+        runtime.wired.cache_clear()
+
+    def say(self, text: str = "") -> None:
+        if self.out is not None:
+            print(text, file=self.out)
+
+    def run(
+        self,
+        title: str,
+        change: Callable[[], None],
+        event: dict[str, Any] | None,
+        *,
+        region: str,
+        actor: str,
+        expect: Callable[[Step], str | None],
+    ) -> Step:
+        from kms_guard.handlers import kms_event, scheduled_check
+
+        change()
+        if event is None:
+            scheduled = {
+                "id": str(uuid.uuid4()),
+                "detail-type": "Scheduled Event",
+                "source": "aws.events",
+                "region": HOME,
+                "time": "2026-11-28T10:30:00Z",
+                "detail": {},
+            }
+            result = scheduled_check.handler(scheduled, _Context("kms-guard-scheduled-check"))
+            name = "ScheduledCheck"
+        else:
+            result = kms_event.handler(event, _Context("kms-guard-kms-event"))
+            name = event["detail"]["eventName"]
+        report = result.get("report") or {}
+        step = Step(title, name, region, actor)
+        step.alerts = self.world.delivered()
+        step.remediation = [
+            {k: v for k, v in o.items() if k in ("region", "status", "writes", "applied", "verified", "description")}
+            for o in result.get("remediation", [])
+        ]
+        step.verdict_after = report.get("verdict", "unknown")
+        step.saw = _saw(step, result)
+        self.steps.append(step)
+        self._print(len(self.steps), step)
+        problem = expect(step)
+        if problem:
+            raise DemoError(f"step {len(self.steps)} ({title}): {problem}")
+        return step
+
+    def _print(self, number: int, step: Step) -> None:
+        self.say(f"\n=== {number}. {step.title}")
+        if step.event == "ScheduledCheck":
+            self.say("  event:      the scheduled check (no CloudTrail event)")
+        else:
+            self.say(f"  event:      {step.event} in {step.region} by {step.actor}")
+        self.say(f"  guard saw:  {step.saw}")
+        if not step.alerts:
+            self.say("  alerts:     none (nothing changed)")
+        for alert in step.alerts:
+            self.say(f"  alert delivered to the security team: {alert['subject']}")
+            for line in alert["body"].rstrip("\n").splitlines():
+                self.say(f"    | {line}")
+        for outcome in step.remediation:
+            verified = {True: ", verified", False: ", NOT verified", None: ""}[outcome["verified"]]
+            self.say(f"  guard did:  [{outcome['region']}] {outcome['status']}{verified}: {outcome['description']}")
+        self.say(f"  verdict after: {step.verdict_after.upper()}")
+
+
+def _saw(step: Step, result: dict[str, Any]) -> str:
+    codes = result.get("found_codes") or []
+    return ", ".join(codes) if codes else "compliant in every configured Region"
+
+
+def _expect(
+    *, alerts: list[str], codes: set[str] | None = None, remediation: list[str] | None = None, verdict: str
+) -> Callable[[Step], str | None]:
+    """Alert kinds by subject prefix ("CRITICAL", "RESOLVED", "ACTION NEEDED"), repair statuses, final verdict."""
+
+    def check(step: Step) -> str | None:
+        got = [a["subject"].split("]")[0].lstrip("[") for a in step.alerts]
+        if got != alerts:
+            return f"expected alerts {alerts}, got {got}"
+        if codes is not None and step.alerts and set(step.alerts[0]["codes"]) != codes:
+            return f"expected codes {sorted(codes)}, got {step.alerts[0]['codes']}"
+        statuses = [o["status"] for o in step.remediation]
+        if remediation is not None and statuses != remediation:
+            return f"expected remediation {remediation}, got {statuses}"
+        if any(o["status"] == "applied" and o["verified"] is not True for o in step.remediation):
+            return "a repair was not verified"
+        if step.verdict_after != verdict:
+            return f"expected verdict {verdict}, got {step.verdict_after}"
+        return None
+
+    return check
+
+
+def run_demo(out: TextIO | None) -> dict[str, Any]:
+    """Run the story; returns the JSON summary. Raises DemoError if a step does not turn out as the story says."""
+    try:
+        from moto import mock_aws
+    except ImportError:
+        raise DemoError("the demo needs moto (a development dependency): run `make demo`") from None
+
+    quiet = {
+        "AWS_ACCESS_KEY_ID": "demo",
+        "AWS_SECRET_ACCESS_KEY": "demo",
+        "AWS_SESSION_TOKEN": "demo",
+        "AWS_DEFAULT_REGION": HOME,
+        "AWS_ENDPOINT_URL": "",
+        "POWERTOOLS_LOG_LEVEL": "ERROR",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        "POWERTOOLS_METRICS_NAMESPACE": "KmsGuardDemo",
+    }
+    with _environment(quiet), mock_aws():
+        os.environ.pop("AWS_ENDPOINT_URL", None)
+        world = _World()
+        story = _Story(world, out)
+        with _environment(story.environment()):
+            story.redeploy([HOME, REPLICA])
+            _tell(story, world)
+        steps = [s.to_dict() for s in story.steps]
+        return {"key_arn": world.key_arn, "steps": steps, "final_verdict": story.steps[-1].verdict_after}
+
+
+def _tell(story: _Story, world: _World) -> None:
+    key = world.key_arn
+    story.say(f"kms-guard demo: a simulated account with key {key}")
+    story.say(f"  primary in {HOME}, replica in {REPLICA}; remediation restore-statement with restoreKeyState on;")
+    story.say("  alerts are read from an SQS queue subscribed to the alert topic, exactly as delivered.")
+
+    story.run(
+        "Baseline: the scheduled check finds everything compliant",
+        lambda: None,
+        None,
+        region=HOME,
+        actor="EventBridge schedule",
+        expect=_expect(alerts=[], remediation=[], verdict="compliant"),
+    )
+    story.run(
+        f"Someone's PutKeyPolicy in {REPLICA} drops kms:Decrypt",
+        lambda: world.put_policy(REPLICA, NO_DECRYPT_POLICY),
+        _cloudtrail(
+            "PutKeyPolicy",
+            REPLICA,
+            world.arn(REPLICA),
+            ADMIN_ROLE,
+            {"keyId": world.key_id, "policyName": "default", "policy": NO_DECRYPT_POLICY},
+        ),
+        region=REPLICA,
+        actor=ADMIN_ROLE,
+        expect=_expect(
+            alerts=["CRITICAL", "RESOLVED"], codes={"ACTION_NOT_GRANTED"}, remediation=["applied"], verdict="compliant"
+        ),
+    )
+    story.run(
+        f"DisableKey on the replica in {REPLICA}",
+        lambda: world.kms(REPLICA).disable_key(KeyId=world.key_id),
+        _cloudtrail("DisableKey", REPLICA, world.arn(REPLICA), ADMIN_ROLE, {"keyId": world.arn(REPLICA)}),
+        region=REPLICA,
+        actor=ADMIN_ROLE,
+        expect=_expect(
+            alerts=["CRITICAL", "RESOLVED"], codes={"KEY_DISABLED"}, remediation=["applied"], verdict="compliant"
+        ),
+    )
+
+    def replicate() -> None:
+        story.say(f"\n(the organization starts using {THIRD}: the platform team adds it to the guard's Regions)")
+        story.redeploy([HOME, REPLICA, THIRD])
+        world.kms(HOME).replicate_key(KeyId=world.key_id, ReplicaRegion=THIRD)
+        # Real KMS gives a replica created without a Policy the default key policy; moto copies the primary's.
+        world.put_policy(THIRD, DEFAULT_POLICY)
+
+    story.run(
+        f"ReplicateKey to {THIRD} without the grant",
+        replicate,
+        _cloudtrail("ReplicateKey", HOME, key, ADMIN_ROLE, {"keyId": world.key_id, "replicaRegion": THIRD}),
+        region=HOME,
+        actor=ADMIN_ROLE,
+        expect=_expect(
+            alerts=["CRITICAL", "RESOLVED"], codes={"ACTION_NOT_GRANTED"}, remediation=["applied"], verdict="compliant"
+        ),
+    )
+    story.run(
+        f"ScheduleKeyDeletion of the replica in {THIRD}",
+        lambda: world.kms(THIRD).schedule_key_deletion(KeyId=world.key_id, PendingWindowInDays=7),
+        _cloudtrail(
+            "ScheduleKeyDeletion",
+            THIRD,
+            world.arn(THIRD),
+            ADMIN_ROLE,
+            {"keyId": world.key_id, "pendingWindowInDays": 7},
+        ),
+        region=THIRD,
+        actor=ADMIN_ROLE,
+        expect=_expect(
+            alerts=["CRITICAL", "RESOLVED"],
+            codes={"KEY_PENDING_DELETION"},
+            remediation=["applied"],
+            verdict="compliant",
+        ),
+    )
+
+    def reapply() -> None:
+        world.put_policy(REPLICA, NO_DECRYPT_POLICY)
+
+    def bad_event() -> dict[str, Any]:
+        return _cloudtrail(
+            "PutKeyPolicy",
+            REPLICA,
+            world.arn(REPLICA),
+            AUTOMATION_ROLE,
+            {"keyId": world.key_id, "policyName": "default", "policy": NO_DECRYPT_POLICY},
+        )
+
+    story.run(
+        f"Another automation re-applies its old policy in {REPLICA} (the guard's third write there this hour)",
+        reapply,
+        bad_event(),
+        region=REPLICA,
+        actor=AUTOMATION_ROLE,
+        expect=_expect(alerts=["CRITICAL", "RESOLVED"], remediation=["applied"], verdict="compliant"),
+    )
+    story.run(
+        "The automation re-applies it again: past the limit of 3 writes an hour, remediation is suspended",
+        reapply,
+        bad_event(),
+        region=REPLICA,
+        actor=AUTOMATION_ROLE,
+        expect=_expect(alerts=["ACTION NEEDED"], remediation=["suspended"], verdict="non-compliant"),
+    )
+    story.run(
+        "And again: nothing new to say, so the guard stays quiet (the hourly reminder will follow)",
+        reapply,
+        bad_event(),
+        region=REPLICA,
+        actor=AUTOMATION_ROLE,
+        expect=_expect(alerts=[], remediation=["suspended"], verdict="non-compliant"),
+    )
+
+    def operator_fix() -> None:
+        story.say(
+            "\n(the platform team stops the automation and applies the fix the alert gave them: kms-guard fix-policy)"
+        )
+        plan = plan_restore_statement(world.policy(REPLICA), ROCKSET)
+        if plan.policy is None:
+            raise DemoError(f"fix-policy could not repair the policy: {plan.description}")
+        world.put_policy(REPLICA, plan.policy)
+
+    story.run(
+        "The final scheduled check: compliant everywhere",
+        operator_fix,
+        None,
+        region=HOME,
+        actor="EventBridge schedule",
+        expect=_expect(alerts=["RESOLVED"], remediation=[], verdict="compliant"),
+    )
+    story.say(f"\nDemo finished: {len(story.steps)} steps, every one as expected; final verdict COMPLIANT.")

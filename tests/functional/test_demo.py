@@ -1,0 +1,68 @@
+"""`make demo` doubles as an end-to-end test: the story must turn out exactly as told."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from kms_guard import demo
+from kms_guard.cli import run
+
+
+def test_demo_runs_the_whole_story_in_a_fresh_process():
+    result = subprocess.run(
+        [sys.executable, "-m", "kms_guard.cli", "demo", "--output", "json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)  # stdout is one JSON object: no log or metrics lines leak into it
+    assert summary["final_verdict"] == "compliant"
+    steps = summary["steps"]
+    assert [s["event"] for s in steps] == [
+        "ScheduledCheck",
+        "PutKeyPolicy",
+        "DisableKey",
+        "ReplicateKey",
+        "ScheduleKeyDeletion",
+        "PutKeyPolicy",
+        "PutKeyPolicy",
+        "PutKeyPolicy",
+        "ScheduledCheck",
+    ]
+    assert set(steps[1]) >= {"event", "region", "alerts", "remediation", "verdict_after"}
+    assert steps[1]["alerts"][0] == {
+        "subject": steps[1]["alerts"][0]["subject"],
+        "severity": "critical",
+        "codes": ["ACTION_NOT_GRANTED"],
+    }
+    assert steps[2]["remediation"][0]["writes"] == ["enable-key"]
+    assert steps[4]["remediation"][0]["writes"] == ["cancel-key-deletion", "enable-key"]
+    assert steps[6]["remediation"][0]["status"] == "suspended"
+    assert steps[7]["alerts"] == []
+
+
+def test_demo_text_is_a_readable_timeline(capsys):
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    assert run(["demo"], out, err) == 0
+    text = out.getvalue()
+    assert "=== 2. Someone's PutKeyPolicy in us-east-1 drops kms:Decrypt" in text
+    assert "alert delivered to the security team: [CRITICAL]" in text
+    assert "    | WHAT THE GUARD DID" in text  # alert bodies in full
+    assert "guard did:  [us-east-1] applied, verified" in text
+
+
+def test_demo_fails_loudly_when_a_step_does_not_go_as_the_story_says(monkeypatch):
+    import io
+
+    # Make the "bad" policy harmless: step 2 then raises no alert, which the story does not allow.
+    monkeypatch.setattr(demo, "NO_DECRYPT_POLICY", demo.COMPLIANT_POLICY)
+    out, err = io.StringIO(), io.StringIO()
+    assert run(["demo"], out, err) == 1
+    assert "demo failed: step 2" in err.getvalue()
+    assert "expected alerts ['CRITICAL', 'RESOLVED'], got []" in err.getvalue()
