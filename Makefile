@@ -23,7 +23,16 @@ $(STAMP): pyproject.toml uv.lock | $(UV)
 	"$(UV)" sync --frozen
 	@touch $(STAMP)
 
-setup: $(STAMP) ## create .venv from uv.lock
+NODE_STAMP := node_modules/.installed
+EXAMPLE_CONTEXT := -c keyArn=arn:aws:kms:us-west-2:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab \
+	-c regions=us-west-2,us-east-1,eu-west-1 -c alertEmails=security@example.com \
+	-c remediation=restore-statement -c restoreKeyState=true
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $(NODE_STAMP)
+
+setup: $(STAMP) $(NODE_STAMP) ## create .venv from uv.lock and install the pinned CDK CLI
 
 lint: $(STAMP) ## ruff
 	"$(UV)" run --frozen ruff check .
@@ -32,7 +41,7 @@ lint: $(STAMP) ## ruff
 typecheck: $(STAMP) ## mypy (strict on the package)
 	"$(UV)" run --frozen mypy
 
-test: lint typecheck ## ruff, mypy and the whole pytest suite
+test: lint typecheck $(NODE_STAMP) ## ruff, mypy and the whole pytest suite
 	"$(UV)" run --frozen pytest
 
 unit: $(STAMP) ## the fast unit tests only
@@ -41,5 +50,9 @@ unit: $(STAMP) ## the fast unit tests only
 demo: $(STAMP) ## the guard end to end against an embedded simulated AWS account
 	"$(UV)" run --frozen kms-guard demo
 
+synth: $(STAMP) $(NODE_STAMP) ## cdk synth with example context (no AWS account needed)
+	npx --no-install cdk synth --quiet $(EXAMPLE_CONTEXT)
+	@echo "templates in cdk.out/"
+
 clean: ## remove generated files
-	rm -rf $(VENV) .tools cdk.out .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .tools node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,198 @@
+"""CDK context in, one frozen typed config out. Stacks never read context.
+
+Context keys (stable, design.md): keyArn (required), regions, alertEmails, remediation, restoreKeyState, dryRun,
+trustedPrincipals, checkSchedule, vendorAccount. Values may come from cdk.json (JSON types) or `-c key=value`
+(strings), so lists accept a comma string and booleans accept "true"/"false". Every problem is reported, one clear
+line each, and the app exits without a traceback. No AWS call: the account and home Region come from the key ARN.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kms_guard.core.arns import ArnError, KeyArn, parse_multi_region_key_arn, parse_regions
+from kms_guard.core.vendor import ACCOUNT_ID, ROCKSET_ACCOUNT
+from kms_guard.settings import REMEDIATION_MODES, Remediation, SettingsError, build_settings
+
+CONTEXT_KEYS = (
+    "keyArn",
+    "regions",
+    "alertEmails",
+    "remediation",
+    "restoreKeyState",
+    "dryRun",
+    "trustedPrincipals",
+    "checkSchedule",
+    "vendorAccount",
+)
+DEFAULT_SCHEDULE = "rate(15 minutes)"
+_EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[A-Za-z]{2,}$")
+_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+_CRON = re.compile(r"^cron\((\S+ ){5}\S+\)$")
+
+
+class ConfigError(ValueError):
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class GuardConfig:
+    key: KeyArn
+    regions: tuple[str, ...]
+    alert_emails: tuple[str, ...] = ()
+    remediation: Remediation = "off"
+    restore_key_state: bool = False
+    dry_run: bool = False
+    trusted_principals: tuple[str, ...] = ()
+    check_schedule: str = DEFAULT_SCHEDULE
+    vendor_account: str = ROCKSET_ACCOUNT
+
+    @property
+    def account(self) -> str:
+        return self.key.account
+
+    @property
+    def home_region(self) -> str:
+        return self.key.region
+
+    @property
+    def other_regions(self) -> tuple[str, ...]:
+        return tuple(r for r in self.regions if r != self.home_region)
+
+    def key_arns(self) -> list[str]:
+        """The key's ARN in every configured Region: the only KMS resources the guard may touch."""
+        return [str(self.key.in_region(r)) for r in self.regions]
+
+    @property
+    def schedule_minutes(self) -> int:
+        """The schedule's period, for the 'scheduled check has not succeeded' alarm (cron: assume hourly)."""
+        match = _RATE.match(self.check_schedule)
+        if not match:
+            return 60
+        unit = match.group(2).rstrip("s")
+        return int(match.group(1)) * {"minute": 1, "hour": 60, "day": 1440}[unit]
+
+    def environment(self, topic_arn: str, table_name: str) -> dict[str, str]:
+        """The Lambda settings (design.md): what both functions receive."""
+        return {
+            "KMS_GUARD_KEY_ARN": str(self.key),
+            "KMS_GUARD_REGIONS": ",".join(self.regions),
+            "KMS_GUARD_TOPIC_ARN": topic_arn,
+            "KMS_GUARD_STATE_TABLE": table_name,
+            "KMS_GUARD_REMEDIATION": self.remediation,
+            "KMS_GUARD_RESTORE_KEY_STATE": str(self.restore_key_state).lower(),
+            "KMS_GUARD_DRY_RUN": str(self.dry_run).lower(),
+            "KMS_GUARD_TRUSTED_PRINCIPALS": ",".join(self.trusted_principals),
+            "KMS_GUARD_VENDOR_ACCOUNT": self.vendor_account,
+        }
+
+
+def config_from_context(context: Mapping[str, Any]) -> GuardConfig:
+    problems: list[str] = []
+
+    raw_key = context.get("keyArn")
+    key: KeyArn | None = None
+    if not raw_key or not isinstance(raw_key, str):
+        problems.append("keyArn: required (the full key ARN, arn:aws:kms:REGION:ACCOUNT:key/mrk-...)")
+    else:
+        try:
+            key = parse_multi_region_key_arn(raw_key.strip())
+        except ArnError as exc:
+            problems.append(f"keyArn: {exc}")
+
+    regions: tuple[str, ...] = ()
+    raw_regions = context.get("regions")
+    if key is not None:
+        try:
+            regions = parse_regions(_as_list(raw_regions, "regions", problems), key.region)
+        except ArnError as exc:
+            problems.append(f"regions: {exc}")
+
+    emails = tuple(_as_list(context.get("alertEmails"), "alertEmails", problems))
+    for email in emails:
+        if not _EMAIL.match(email):
+            problems.append(f"alertEmails: not an email address: {email[:80]!r}")
+
+    remediation = str(context.get("remediation") or "off").strip()
+    if remediation not in REMEDIATION_MODES:
+        problems.append(f"remediation: unknown mode {remediation[:40]!r} (one of {', '.join(REMEDIATION_MODES)})")
+
+    restore = _as_bool(context.get("restoreKeyState"), "restoreKeyState", problems)
+    dry_run = _as_bool(context.get("dryRun"), "dryRun", problems)
+
+    schedule = str(context.get("checkSchedule") or DEFAULT_SCHEDULE).strip()
+    rate = _RATE.match(schedule)
+    if not (rate or _CRON.match(schedule)):
+        problems.append(
+            f"checkSchedule: not an EventBridge schedule expression: {schedule[:60]!r} "
+            "(e.g. 'rate(15 minutes)' or 'cron(0/15 * * * ? *)')"
+        )
+    elif rate and int(rate.group(1)) < 1:
+        problems.append("checkSchedule: the rate must be at least 1")
+
+    vendor = str(context.get("vendorAccount") or ROCKSET_ACCOUNT).strip()
+    if not ACCOUNT_ID.match(vendor):
+        problems.append(f"vendorAccount: must be a 12-digit AWS account ID, not {vendor[:40]!r}")
+
+    trusted = tuple(_as_list(context.get("trustedPrincipals"), "trustedPrincipals", problems))
+    if key is not None and not problems:
+        # The runtime's own validation: what the app accepts, the Lambda's cold start accepts too.
+        try:
+            build_settings(
+                key_arn=str(key),
+                regions=regions,
+                trusted_principals=trusted,
+                names={"trusted_principals": "trustedPrincipals"},
+            )
+        except SettingsError as exc:
+            problems.append(str(exc))
+
+    unknown = sorted(k for k in context if k in _NEAR_MISSES)
+    problems.extend(f"{k}: unknown context key (did you mean {_NEAR_MISSES[k]}?)" for k in unknown)
+    if problems or key is None:
+        raise ConfigError(problems)
+    return GuardConfig(
+        key=key,
+        regions=regions,
+        alert_emails=emails,
+        remediation=remediation,  # type: ignore[arg-type]  (validated above)
+        restore_key_state=restore,
+        dry_run=dry_run,
+        trusted_principals=trusted,
+        check_schedule=schedule,
+        vendor_account=vendor,
+    )
+
+
+_NEAR_MISSES = {k.lower(): k for k in CONTEXT_KEYS if k.lower() != k} | {
+    "key_arn": "keyArn",
+    "keyarn": "keyArn",
+    "region": "regions",
+    "alertEmail": "alertEmails",
+    "emails": "alertEmails",
+}
+
+
+def _as_list(value: Any, name: str, problems: list[str]) -> list[str]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return [v.strip() for v in value if v.strip()]
+    problems.append(f"{name}: must be a list of strings or a comma-separated string")
+    return []
+
+
+def _as_bool(value: Any, name: str, problems: list[str]) -> bool:
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    problems.append(f"{name}: must be true or false, not {str(value)[:40]!r}")
+    return False
