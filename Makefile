@@ -50,9 +50,11 @@ unit: $(STAMP) ## the fast unit tests only
 demo: $(STAMP) ## the guard end to end against an embedded simulated AWS account
 	"$(UV)" run --frozen kms-guard demo
 
+CDK_OUT ?= cdk.out
+
 synth: $(STAMP) $(NODE_STAMP) ## cdk synth with example context (no AWS account needed)
-	npx --no-install cdk synth --quiet $(EXAMPLE_CONTEXT)
-	@echo "templates in cdk.out/"
+	npx --no-install cdk synth --quiet --output "$(CDK_OUT)" $(EXAMPLE_CONTEXT)
+	@echo "templates in $(CDK_OUT)/"
 
 clean: ## remove generated files
 	rm -rf $(VENV) .tools node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,371 @@
+"""The synthesized templates, asserted by intent: routing, least privilege, nothing that fails silently."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import boto3
+import pytest
+from aws_cdk.assertions import Match
+from kms_guard.aws.kms import KEY_STATE_ACTIONS, POLICY_WRITE_ACTIONS, READ_ACTIONS
+from kms_guard.aws.state import STATE_ACTIONS
+from moto import mock_aws
+
+from infra.constructs import CLI_ONLY_MODULES, POWERTOOLS_LAYER_VERSION
+from tests.infra.conftest import KEY_ARN, REGIONS, build
+from tests.support import EVENTS, load_event
+
+KEY_ARNS = [KEY_ARN.replace("us-west-2", r) for r in REGIONS]
+
+
+def resources(template, kind):
+    return template.find_resources(kind)
+
+
+def policy_statements(template):
+    out = []
+    for logical_id, policy in resources(template, "AWS::IAM::Policy").items():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            out.append((logical_id, actions, statement["Resource"]))
+    return out
+
+
+def kms_statements(template, role_prefix):
+    return [(a, r) for lid, a, r in policy_statements(template) if lid.startswith(role_prefix) and r == KEY_ARNS]
+
+
+# --- least privilege -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ["KmsEventFunctionRole", "ScheduledCheckFunctionRole"])
+def test_alerting_only_roles_can_only_read_the_key(off, role):
+    assert kms_statements(off["home"], role) == [(list(READ_ACTIONS), KEY_ARNS)]
+
+
+@pytest.mark.parametrize("role", ["KmsEventFunctionRole", "ScheduledCheckFunctionRole"])
+def test_remediation_adds_exactly_the_write_actions(on, role):
+    expected = list(READ_ACTIONS) + list(POLICY_WRITE_ACTIONS) + list(KEY_STATE_ACTIONS)
+    assert kms_statements(on["home"], role) == [(expected, KEY_ARNS)]
+
+
+def test_policy_repair_without_key_state_restore():
+    template = build(remediation="revert")["home"]
+    expected = list(READ_ACTIONS) + list(POLICY_WRITE_ACTIONS)
+    assert kms_statements(template, "KmsEventFunctionRole") == [(expected, KEY_ARNS)]
+
+
+def test_no_kms_wildcards_and_no_kms_action_on_star(on):
+    for template in [on["home"], *on["forwarders"].values()]:
+        for _, actions, resource in policy_statements(template):
+            kms_actions = [a for a in actions if a.startswith("kms:")]
+            assert "kms:*" not in kms_actions
+            if kms_actions:
+                assert resource != "*"
+                assert "*" not in (resource if isinstance(resource, list) else [resource])
+
+
+def test_each_role_reaches_only_its_topic_table_log_group_and_dlq(off):
+    home = off["home"]
+    for _lid, actions, resource in policy_statements(home):
+        if actions == ["sns:Publish"]:
+            assert resource == {"Ref": Match.string_like_regexp("AlertsTopic.*")} or "Ref" in resource
+        if any(a.startswith("dynamodb:") for a in actions):
+            assert actions == list(STATE_ACTIONS)
+            assert resource == [{"Fn::GetAtt": [next(iter(resources(home, "AWS::DynamoDB::Table"))), "Arn"]}]
+    roles = resources(home, "AWS::IAM::Role")
+    lambda_roles = [r for r in roles.values() if "lambda" in json.dumps(r["Properties"]["AssumeRolePolicyDocument"])]
+    assert len(lambda_roles) == 2  # one per function
+    assert all("ManagedPolicyArns" not in r["Properties"] for r in lambda_roles)
+
+
+def test_statement_actions_follow_the_adapters_declarations(on):
+    assert set(READ_ACTIONS) == {"kms:DescribeKey", "kms:GetKeyPolicy"}
+    granted = {a for _, actions, _ in policy_statements(on["home"]) for a in actions}
+    assert set(READ_ACTIONS) | set(POLICY_WRITE_ACTIONS) | set(KEY_STATE_ACTIONS) | set(STATE_ACTIONS) <= granted
+
+
+# --- functions -------------------------------------------------------------------------------------------------
+
+
+def test_functions_runtime_architecture_layer_and_settings(on):
+    from aws_cdk import aws_lambda
+
+    newest = max(
+        (getattr(aws_lambda.Runtime, n) for n in dir(aws_lambda.Runtime) if n.startswith("PYTHON_3_")),
+        key=lambda r: tuple(int(x) for x in r.name.removeprefix("python").split(".")),
+    )
+    functions = resources(on["home"], "AWS::Lambda::Function")
+    assert len(functions) == 2
+    handlers = set()
+    for function in functions.values():
+        props = function["Properties"]
+        handlers.add(props["Handler"])
+        assert props["Runtime"] == newest.name == "python3.14"
+        assert props["Architectures"] == ["arm64"]
+        assert props["Layers"] == [
+            f"arn:aws:lambda:us-west-2:017000801446:layer:AWSLambdaPowertoolsPythonV3-python314-arm64:{POWERTOOLS_LAYER_VERSION}"
+        ]
+        env = props["Environment"]["Variables"]
+        assert env["KMS_GUARD_KEY_ARN"] == KEY_ARN
+        assert env["KMS_GUARD_REGIONS"] == ",".join(REGIONS)
+        assert env["KMS_GUARD_REMEDIATION"] == "restore-statement"
+        assert env["KMS_GUARD_RESTORE_KEY_STATE"] == "true"
+        assert env["KMS_GUARD_DRY_RUN"] == "false"
+        assert env["KMS_GUARD_VENDOR_ACCOUNT"] == "318212636800"
+        assert env["KMS_GUARD_TOPIC_ARN"] == {"Ref": Match.any_value()} or "Ref" in env["KMS_GUARD_TOPIC_ARN"]
+        assert "Ref" in env["KMS_GUARD_STATE_TABLE"]
+        assert "DeadLetterConfig" in props
+        assert "LoggingConfig" in props
+    assert handlers == {"kms_guard.handlers.kms_event.handler", "kms_guard.handlers.scheduled_check.handler"}
+
+
+def test_settings_the_cdk_passes_are_accepted_by_the_runtime(on):
+    from kms_guard.settings import settings_from_env
+
+    for function in resources(on["home"], "AWS::Lambda::Function").values():
+        env = dict(function["Properties"]["Environment"]["Variables"])
+        env["KMS_GUARD_TOPIC_ARN"] = "arn:aws:sns:us-west-2:111122223333:alerts"
+        env["KMS_GUARD_STATE_TABLE"] = "state"
+        settings = settings_from_env(env)
+        assert settings.regions == tuple(REGIONS)
+        assert settings.restore_key_state
+
+
+def test_async_invocations_retry_then_dead_letter(off):
+    configs = resources(off["home"], "AWS::Lambda::EventInvokeConfig")
+    assert len(configs) == 2
+    for config in configs.values():
+        assert config["Properties"]["MaximumRetryAttempts"] == 2
+
+
+def test_log_groups_have_retention(off):
+    groups = resources(off["home"], "AWS::Logs::LogGroup")
+    assert len(groups) == 2
+    assert {g["Properties"]["RetentionInDays"] for g in groups.values()} == {365}
+
+
+def test_function_asset_holds_only_runtime_modules(off, tmp_path):
+    assembly = off["assembly"]
+    stack = assembly.get_stack_by_name("KmsGuard")
+    asset_dirs = {Path(assembly.directory) / a["path"] for a in _file_assets(stack)}
+    [asset] = [d for d in asset_dirs if (d / "kms_guard").exists()]
+    files = sorted(str(p.relative_to(asset)) for p in asset.rglob("*") if p.is_file())
+    assert "kms_guard/handlers/kms_event.py" in files
+    assert "kms_guard/data/kms_actions.json" in files
+    assert not [f for f in files if Path(f).name in CLI_ONLY_MODULES]
+    assert not [f for f in files if "__pycache__" in f or f.endswith(".pyc")]
+    assert not [f for f in files if f.startswith(("tests", "infra", "bench"))]
+    zipped = tmp_path / "asset.zip"
+    with zipfile.ZipFile(zipped, "w", zipfile.ZIP_DEFLATED) as archive:
+        for f in files:
+            archive.write(asset / f, f)
+    assert zipped.stat().st_size < 200 * 1024
+
+
+def _file_assets(stack):
+    manifest = json.loads(Path(stack.assembly.directory, f"{stack.stack_name}.assets.json").read_text())
+    return [f["source"] for f in manifest["files"].values() if f["source"].get("packaging") == "zip"]
+
+
+def test_lambda_modules_never_import_cli_or_demo_code():
+    package = Path(__file__).resolve().parents[2] / "functions" / "kms_guard"
+    for module in package.rglob("*.py"):
+        if module.name in CLI_ONLY_MODULES:
+            continue
+        text = module.read_text()
+        assert "kms_guard.cli" not in text, module
+        assert "kms_guard.demo" not in text, module
+        assert "import moto" not in text, module
+        assert "from moto" not in text, module
+
+
+# --- routing ---------------------------------------------------------------------------------------------------
+
+RELEVANT = [
+    "put-key-policy-removes-decrypt",
+    "disable-key-replica",
+    "enable-key",
+    "schedule-key-deletion-primary-with-replicas",
+    "cancel-key-deletion",
+    "replicate-key-without-grant",
+    "update-primary-region-new-primary-no-resources",
+    "delete-imported-key-material",
+    "delete-key-service-event",
+    "kms-cmk-deletion",
+    "kms-imported-key-material-expiration",
+]
+NOT_ROUTED = ["decrypt-read-only", "s3-put-bucket-policy", "disable-key-failed-access-denied", "scheduled-check"]
+
+
+def _routed(patterns, event_names, region):
+    """Put each fixture event on a moto event bus whose rules carry the synthesized patterns; see what arrives."""
+    with mock_aws():
+        eventbridge = boto3.client("events", region_name=region, aws_access_key_id="t", aws_secret_access_key="t")
+        sqs = boto3.client("sqs", region_name=region, aws_access_key_id="t", aws_secret_access_key="t")
+        queue = sqs.create_queue(QueueName="target")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        for i, pattern in enumerate(patterns):
+            eventbridge.put_rule(Name=f"r{i}", EventPattern=json.dumps(pattern))
+            eventbridge.put_targets(Rule=f"r{i}", Targets=[{"Id": "q", "Arn": queue_arn}])
+        for name in event_names:
+            event = load_event(name)
+            event["region"] = region
+            if "awsRegion" in event.get("detail", {}):
+                event["detail"]["awsRegion"] = region
+            eventbridge.put_events(
+                Entries=[
+                    {
+                        "Source": event["source"],
+                        "DetailType": event["detail-type"],
+                        "Detail": json.dumps(event["detail"]),
+                        "Resources": event.get("resources", []),
+                    }
+                ]
+            )
+        received = []
+        while batch := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", []):
+            for message in batch:
+                body = json.loads(message["Body"])
+                received.append((body["detail-type"], body["detail"].get("eventName", body["detail-type"])))
+                sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+        return received
+
+
+def _patterns(template):
+    return [
+        r["Properties"]["EventPattern"]
+        for r in resources(template, "AWS::Events::Rule").values()
+        if "EventPattern" in r["Properties"]
+    ]
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_home_rules_match_every_key_event_from_every_region(off, region):
+    # Events from other Regions arrive on the home bus unchanged (forwarded), so the home rules must match them too.
+    received = _routed(_patterns(off["home"]), RELEVANT, region)
+    assert len(received) == len(RELEVANT)
+
+
+def test_rules_ignore_read_only_calls_failed_calls_and_other_services(off):
+    assert _routed(_patterns(off["home"]), NOT_ROUTED, "us-west-2") == []
+
+
+@pytest.mark.parametrize("region", ["us-east-1", "eu-west-1"])
+def test_forwarders_route_the_same_events_to_the_home_bus(off, region):
+    template = off["forwarders"][region]
+    assert _patterns(template) == _patterns(off["home"])
+    assert len(_routed(_patterns(template), RELEVANT, region)) == len(RELEVANT)
+    home_bus = "arn:aws:events:us-west-2:111122223333:event-bus/default"
+    for rule in resources(template, "AWS::Events::Rule").values():
+        [target] = rule["Properties"]["Targets"]
+        assert target["Arn"] == home_bus
+        assert "RoleArn" in target
+        assert "DeadLetterConfig" in target
+    [(actions, resource)] = [(a, r) for _, a, r in policy_statements(template)]
+    assert (actions, resource) == (["events:PutEvents"], home_bus)
+
+
+def test_every_rule_target_retries_and_has_a_dead_letter_queue(on):
+    for template in [on["home"], *on["forwarders"].values()]:
+        for rule in resources(template, "AWS::Events::Rule").values():
+            for target in rule["Properties"]["Targets"]:
+                assert "Arn" in target["DeadLetterConfig"]
+                if "RetryPolicy" in target:
+                    assert target["RetryPolicy"]["MaximumRetryAttempts"] >= 2
+
+
+def test_schedule(off):
+    schedules = [
+        r for r in resources(off["home"], "AWS::Events::Rule").values() if "ScheduleExpression" in r["Properties"]
+    ]
+    assert [s["Properties"]["ScheduleExpression"] for s in schedules] == ["rate(15 minutes)"]
+    assert "ScheduledCheckFunction" in json.dumps(schedules[0]["Properties"]["Targets"])
+
+
+# --- alerts, alarms, encryption --------------------------------------------------------------------------------
+
+
+def test_alert_topic_is_encrypted_with_a_key_cloudwatch_may_use_and_tls_only(off):
+    home = off["home"]
+    [topic] = resources(home, "AWS::SNS::Topic").values()
+    assert "Fn::GetAtt" in topic["Properties"]["KmsMasterKeyId"]
+    [key] = resources(home, "AWS::KMS::Key").values()
+    assert key["Properties"]["EnableKeyRotation"] is True
+    statements = key["Properties"]["KeyPolicy"]["Statement"]
+    cloudwatch = [s for s in statements if s.get("Principal", {}).get("Service") == "cloudwatch.amazonaws.com"]
+    assert cloudwatch[0]["Action"] == ["kms:Decrypt", "kms:GenerateDataKey*"]
+    [policy] = resources(home, "AWS::SNS::TopicPolicy").values()
+    [deny] = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert deny["Effect"] == "Deny"
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    home.has_resource_properties("AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "security@example.com"})
+
+
+def test_state_table(off):
+    [table] = resources(off["home"], "AWS::DynamoDB::Table").values()
+    props = table["Properties"]
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert props["SSESpecification"]["SSEEnabled"] is True
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert [k["AttributeName"] for k in props["KeySchema"]] == ["pk", "sk"]
+
+
+def test_queues_are_encrypted_and_tls_only(on):
+    for template in [on["home"], *on["forwarders"].values()]:
+        for queue in resources(template, "AWS::SQS::Queue").values():
+            assert queue["Properties"]["SqsManagedSseEnabled"] is True
+        for policy in resources(template, "AWS::SQS::QueuePolicy").values():
+            assert any(
+                s["Effect"] == "Deny" and s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
+                for s in policy["Properties"]["PolicyDocument"]["Statement"]
+            )
+
+
+def test_alarms_watch_errors_every_dead_letter_queue_and_the_heartbeat(off):
+    home = off["home"]
+    alarms = resources(home, "AWS::CloudWatch::Alarm")
+    queues = resources(home, "AWS::SQS::Queue")
+    watched = {json.dumps(a["Properties"].get("Dimensions", [])) for a in alarms.values()}
+    for queue_id in queues:
+        assert any(queue_id in w for w in watched), f"no alarm on {queue_id}"
+    errors = [a for a in alarms.values() if a["Properties"].get("MetricName") == "Errors"]
+    assert len(errors) == 2
+    [heartbeat] = [a for a in alarms.values() if "Metrics" in a["Properties"]]
+    props = heartbeat["Properties"]
+    assert props["ComparisonOperator"] == "LessThanThreshold"
+    assert props["EvaluationPeriods"] == 2
+    assert props["TreatMissingData"] == "breaching"
+    assert any(m.get("Expression") == "invocations - errors" for m in props["Metrics"])
+    topic_id = next(iter(resources(home, "AWS::SNS::Topic")))
+    for alarm in alarms.values():
+        assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}]
+
+
+def test_forwarder_dlq_alarm_goes_to_a_regional_encrypted_topic(off):
+    template = off["forwarders"]["eu-west-1"]
+    [alarm] = resources(template, "AWS::CloudWatch::Alarm").values()
+    [topic_id] = resources(template, "AWS::SNS::Topic")
+    assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}]
+    assert "KmsMasterKeyId" in resources(template, "AWS::SNS::Topic")[topic_id]["Properties"]
+
+
+def test_stacks_are_pinned_to_the_key_account_and_regions(on):
+    stacks = {s.stack_name: s.environment for s in on["assembly"].stacks}
+    assert {name: (env.account, env.region) for name, env in stacks.items()} == {
+        "KmsGuard": ("111122223333", "us-west-2"),
+        "KmsGuardForwarder-us-east-1": ("111122223333", "us-east-1"),
+        "KmsGuardForwarder-eu-west-1": ("111122223333", "eu-west-1"),
+    }
+
+
+def test_single_region_key_has_no_forwarders():
+    assert build(regions=["us-west-2"])["forwarders"] == {}
+
+
+def test_events_patterns_fixture_files_exist():
+    for name in RELEVANT + NOT_ROUTED:
+        assert (EVENTS / f"{name}.json").exists()
