@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Duration, Stack
+from aws_cdk import CfnOutput, Duration, Fn, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -61,6 +61,14 @@ class GuardStack(Stack):
             "ScheduledCheckFunction", SCHEDULED_HANDLER, "kms-guard: the scheduled check (safety net and heartbeat)"
         )
         self.rules = KmsEventRules(self, "KmsEvents", function=self.event_function.function)
+        CfnOutput(
+            self,
+            "GuardRoleArns",
+            description="kms-guard statement --guard-role-arn (comma-separated)",
+            value=Fn.join(",", [self.event_function.role.role_arn, self.scheduled_function.role.role_arn]),
+        )
+        CfnOutput(self, "AlertTopicArn", value=self.alerts.topic.topic_arn)
+        CfnOutput(self, "StateTableName", value=self.state.table.table_name)
 
         self.schedule_dlq = encrypted_queue(self, "ScheduleDlq", "scheduled checks EventBridge could not deliver")
         self.schedule = events.Rule(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TextIO
@@ -22,6 +23,8 @@ from kms_guard.core.vendor import ACCOUNT_ID, ROCKSET, VendorProfile
 from kms_guard.guard import EventInFlight
 from kms_guard.settings import Settings, SettingsError, build_settings
 from kms_guard.wiring import wire
+
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
 
 EXIT_OK = 0
 EXIT_NON_COMPLIANT = 1
@@ -160,18 +163,49 @@ def cmd_fix_policy(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_NON_COMPLIANT if plan.status == "refused" else EXIT_OK
 
 
+GUARD_SID = "KmsGuardMonitorAndRepair"
+
+
+def guard_role_statement(role_arns: list[str], remediation: str, restore_key_state: bool) -> dict[str, Any]:
+    """What the key policy must allow the guard's own roles: read always, write only what is switched on."""
+    from kms_guard.aws.kms import KEY_STATE_ACTIONS, POLICY_WRITE_ACTIONS, READ_ACTIONS
+
+    actions = list(READ_ACTIONS)
+    if remediation != "off":
+        actions += POLICY_WRITE_ACTIONS
+    if restore_key_state:
+        actions += KEY_STATE_ACTIONS
+    return {
+        "Sid": GUARD_SID,
+        "Effect": "Allow",
+        "Principal": {"AWS": role_arns[0] if len(role_arns) == 1 else role_arns},
+        "Action": actions,
+        "Resource": "*",
+    }
+
+
 def cmd_statement(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     profile = _vendor(args)
     statements = [guard_statement(profile)]
+    roles = [r.strip() for r in (args.guard_role_arn or []) for r in r.split(",") if r.strip()]
+    for role in roles:
+        if not _ROLE_ARN.match(role):
+            raise BadInput(f"--guard-role-arn: not an IAM role ARN: {role[:120]!r}")
+    if args.remediation not in ("off", "restore-statement", "revert"):
+        raise BadInput(f"--remediation: unknown mode {args.remediation[:40]!r} (one of off, restore-statement, revert)")
+    if roles:
+        statements.append(guard_role_statement(roles, args.remediation, args.restore_key_state))
     if args.output == "json":
         _emit_json({"statements": statements}, out)
     else:
         print(
-            f"# Add this statement to the key policy in every Region ({profile.name} account {profile.account}).",
+            f"# Add to the key policy in every Region: {profile.name}'s grant (account {profile.account})"
+            + (", and the guard's own access" if roles else "")
+            + ". Both go in the Statement list.",
             file=out,
         )
-        for statement in statements:
-            print(json.dumps(statement, indent=2), file=out)
+        body = statements[0] if len(statements) == 1 else statements
+        print(json.dumps(body, indent=2), file=out)
     return EXIT_OK
 
 
@@ -319,7 +353,21 @@ def build_parser() -> argparse.ArgumentParser:
     fix_policy.add_argument("--key-arn", help="the key's ARN, to decide statements whose Resource names a key ARN")
     fix_policy.set_defaults(func=cmd_fix_policy)
 
-    statement = sub.add_parser("statement", parents=[common], help="print the statement to add to a key policy")
+    statement = sub.add_parser(
+        "statement",
+        parents=[common],
+        help="print the statement to add to a key policy",
+        description="Prints the vendor's grant; with --guard-role-arn also the statement that lets the guard's roles "
+        "read the key (and repair it, with --remediation / --restore-key-state as deployed).",
+    )
+    statement.add_argument(
+        "--guard-role-arn",
+        action="append",
+        metavar="ARN",
+        help="the guard's role ARN (repeat, or comma-separate; from the KmsGuard stack outputs)",
+    )
+    statement.add_argument("--remediation", default="off", help="the remediation mode deployed (default off)")
+    statement.add_argument("--restore-key-state", action="store_true", help="restoreKeyState is deployed on")
     statement.set_defaults(func=cmd_statement)
 
     live = _Parser(add_help=False)

@@ -369,3 +369,24 @@ def test_single_region_key_has_no_forwarders():
 def test_events_patterns_fixture_files_exist():
     for name in RELEVANT + NOT_ROUTED:
         assert (EVENTS / f"{name}.json").exists()
+
+
+@pytest.mark.parametrize(("remediation", "restore"), [("off", False), ("restore-statement", False), ("revert", True)])
+def test_key_policy_statement_for_the_guard_matches_what_the_cdk_grants(remediation, restore):
+    from kms_guard.cli import guard_role_statement
+
+    from infra.config import config_from_context
+    from infra.constructs import kms_actions
+
+    config = config_from_context({"keyArn": KEY_ARN, "remediation": remediation, "restoreKeyState": restore})
+    assert guard_role_statement(["arn:aws:iam::111122223333:role/x"], remediation, restore)["Action"] == kms_actions(
+        config
+    )
+
+
+def test_stack_outputs_name_the_guard_roles(off):
+    outputs = off["home"].find_outputs("*")
+    assert {"GuardRoleArns", "AlertTopicArn", "StateTableName"} <= set(outputs)
+    joined = json.dumps(outputs["GuardRoleArns"]["Value"])
+    assert "KmsEventFunctionRole" in joined
+    assert "ScheduledCheckFunctionRole" in joined

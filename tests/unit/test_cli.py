@@ -175,3 +175,39 @@ def test_console_script_reads_stdin_and_never_shows_a_traceback():
     )
     assert bad.returncode == 2
     assert bad.stderr == "kms-guard: error: stdin: policy is empty\n"
+
+
+def test_statement_with_guard_roles_prints_both_statements(policy_file):
+    role = "arn:aws:iam::111122223333:role/KmsGuard-KmsEventFunctionRole-ABC"
+    code, out, _ = call("statement", "--guard-role-arn", role, "--remediation", "restore-statement", "--output", "json")
+    assert code == 0
+    rockset, guard = json.loads(out)["statements"]
+    assert guard["Principal"] == {"AWS": role}
+    assert guard["Action"] == ["kms:DescribeKey", "kms:GetKeyPolicy", "kms:PutKeyPolicy"]
+    assert call("check-policy", policy_file(policy_text(admin_statement(), rockset, guard)))[0] == 0
+
+
+def test_statement_guard_actions_follow_what_is_switched_on():
+    role = "arn:aws:iam::111122223333:role/G"
+    _, out, _ = call("statement", "--guard-role-arn", role, "--output", "json")
+    assert json.loads(out)["statements"][1]["Action"] == ["kms:DescribeKey", "kms:GetKeyPolicy"]
+    _, out, _ = call("statement", "--guard-role-arn", role, "--restore-key-state", "--output", "json")
+    assert json.loads(out)["statements"][1]["Action"] == [
+        "kms:DescribeKey",
+        "kms:GetKeyPolicy",
+        "kms:EnableKey",
+        "kms:CancelKeyDeletion",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--guard-role-arn", "arn:aws:iam::111122223333:user/bob"], "--guard-role-arn: not an IAM role ARN"),
+        (["--guard-role-arn", "arn:aws:iam::111122223333:role/G", "--remediation", "x"], "--remediation: unknown mode"),
+    ],
+)
+def test_statement_bad_options(argv, message):
+    code, _, err = call("statement", *argv)
+    assert code == 2
+    assert message in err
