@@ -20,7 +20,6 @@ from kms_guard.core.findings import Finding, KeyReport, Verdict, verdict_of
 from kms_guard.core.policy import MAX_POLICY_BYTES, PolicyError, parse_policy
 from kms_guard.core.repair import guard_statement, plan_repair
 from kms_guard.core.vendor import ACCOUNT_ID, ROCKSET, VendorProfile
-from kms_guard.guard import EventInFlight
 from kms_guard.settings import Settings, SettingsError, build_settings
 from kms_guard.wiring import wire
 
@@ -269,11 +268,7 @@ def cmd_handle_event(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     except RecursionError:
         raise BadInput(f"{_source(args.file)}: event is not valid JSON: nested too deeply") from None
     wired = wire(settings)
-    try:
-        result = wired.guard.handle(event)
-    except EventInFlight as exc:
-        print(f"kms-guard: {exc}; try again later", file=err)
-        return EXIT_NON_COMPLIANT
+    result = wired.guard.handle(event)
     printed = wired.notifier.alerts if isinstance(wired.notifier, CollectingNotifier) else []
     if args.output == "json":
         payload = result.to_dict()

@@ -4,12 +4,13 @@ The event is a trigger, never the truth: whatever it says, the guard re-reads th
 evaluates the whole key, so late, duplicated or reordered events cannot mislead it. Events for other keys, failed calls
 and malformed events are dropped by `parse_event` before any AWS call.
 
-Order of work, chosen so that nothing is lost when a call fails half-way:
-1. claim the CloudTrail event ID (a duplicate delivery is ignored; one still in flight raises, so Lambda retries);
-2. read and evaluate; record compliant policies as `revert` baselines;
+Order of work, chosen so that nothing is lost when a call fails half-way, and so that the AWS round trips overlap:
+1. start reading the key in every Region (side-effect free) while claiming the CloudTrail event ID (a lease; a
+   duplicate delivery is ignored and its reads discarded) and loading the guard's state;
+2. evaluate; record compliant policies as `revert` baselines;
 3. repair where allowed (remediation rules of design.md), verify by reading back;
-4. publish alerts for any change of findings (or a reminder), then record what was reported;
-5. mark the event done. Any exception releases the claim and propagates: Lambda retries, then the dead-letter queue.
+4. publish alerts for any change of findings (or a reminder), then record what was reported (only when it changed).
+Any exception releases the claim and propagates: Lambda retries, then the dead-letter queue keeps the event.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -47,10 +49,6 @@ class KeyWriter(Protocol):
 
 class Kms(KeyReader, KeyWriter, Protocol):
     pass
-
-
-class EventInFlight(RuntimeError):
-    """Another invocation is handling this CloudTrail event right now: raise so Lambda retries it later."""
 
 
 @dataclass
@@ -109,20 +107,18 @@ class Guard:
             return Result("ignored", parsed.reason)
         if parsed.is_scheduled:
             return self._evaluate(parsed)
-        claim = self._state.claim_event(parsed.event_id, self._clock())
-        if claim == "done":
-            return Result("ignored", f"duplicate delivery of CloudTrail event {parsed.event_id}", parsed)
-        if claim == "in-flight":
-            raise EventInFlight(f"CloudTrail event {parsed.event_id} is being handled by another invocation")
-        try:
-            result = self._evaluate(parsed)
-        except BaseException:
-            # Best effort: if releasing fails too, the claim's lease expires by itself; the original error matters.
-            with contextlib.suppress(Exception):
-                self._state.release_event(parsed.event_id)
-            raise
-        self._state.finish_event(parsed.event_id, self._clock())
-        return result
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="key-read") as pool:
+            reading = pool.submit(self._read)  # overlaps with the claim and the state load below
+            if not self._state.claim_event(parsed.event_id, self._clock()):
+                reading.cancel()
+                return Result("ignored", f"duplicate delivery of CloudTrail event {parsed.event_id}", parsed)
+            try:
+                return self._evaluate(parsed, reading)
+            except BaseException:
+                # Best effort: if releasing fails too, the lease runs out by itself; the original error matters.
+                with contextlib.suppress(Exception):
+                    self._state.release_event(parsed.event_id)
+                raise
 
     def scheduled_check(self, raw_event: Mapping[str, Any] | None = None) -> Result:
         event = scheduled_event(
@@ -140,9 +136,12 @@ class Guard:
         arns = {region: self.settings.region_key_arn(region) for region in self.settings.regions}
         return assess_key(self.settings.key_arn, self._kms.read_all(arns), self.settings.vendor)
 
-    def _evaluate(self, event: KeyEvent) -> Result:
-        report = self._read()
+    def _evaluate(self, event: KeyEvent, reading: Future[KeyReport] | None = None) -> Result:
+        if reading is None:
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="key-read") as pool:
+                return self._evaluate(event, pool.submit(self._read))
         record = self._state.load()
+        report = reading.result()
         now = self._clock()
         for region_report in report.regions:
             policy = region_report.policy
@@ -153,9 +152,9 @@ class Guard:
         alerts = self._alerts(report, final, record, event, outcomes, now)
         for alert in alerts:
             self._notifier.publish(alert)
-        self._state.save_report(
-            fingerprint(final.findings), [f.to_dict() for f in final.findings], now if alerts else None
-        )
+        final_fp = fingerprint(final.findings)
+        if alerts or final_fp != (record.fingerprint or "compliant"):
+            self._state.save_report(final_fp, [f.to_dict() for f in final.findings], now if alerts else None)
         return Result("evaluated", None, event, final, alerts, outcomes, found=report)
 
     # --- remediation --------------------------------------------------------------------------------------------

@@ -5,11 +5,16 @@
 | `k#report` | the findings last reported (fingerprint, findings, when alerted) |
 | `k#region#<region>` | the last policy seen compliant there (the `revert` baseline), and a remediation hold |
 | `w#<region>` | the guard's write times in the last hour, for the rate limit (optimistic locking on `version`) |
-| `e#<eventID>` | a CloudTrail event being or already handled: the dedupe claim (conditional put) |
+| `e#<eventID>` | a CloudTrail event's claim: a lease taken with a conditional put, the dedupe of deliveries |
 | `log#<time>#<region>#<n>` | the remediation log: what, when, why, result |
 
 Every write that must not race is conditional: two invocations for one CloudTrail event cannot both claim it, and two
 writers cannot both take the last write slot of the hour. `expires_at` is the table's TTL attribute.
+
+An event claim is a lease, not a status: a delivery of an event whose lease is still running is a duplicate and is
+ignored; an invocation that fails releases its lease, so Lambda's retry proceeds; one that dies without releasing it
+leaves the lease to run out (the scheduled check covers the gap). A delivery after the lease re-evaluates the key,
+which is harmless: the findings' fingerprint keeps it from alerting twice. No second write marks an event "done".
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from kms_guard.aws.clients import ClientFactory
 
@@ -31,10 +36,9 @@ STATE_ACTIONS = (
     "dynamodb:Query",
 )
 
-Claim = Literal["claimed", "done", "in-flight"]
-
-EVENT_LEASE_SECONDS = 900
-"""How long a claim blocks duplicates while its invocation runs (the longest a Lambda can run)."""
+EVENT_LEASE_SECONDS = 180
+"""How long a claim makes further deliveries duplicates: longer than the function's 2-minute timeout, shorter than
+Lambda's second asynchronous retry, so a retry after a crash is not mistaken for a duplicate."""
 EVENT_MEMORY_SECONDS = 7 * 24 * 3600
 LOG_RETENTION_SECONDS = 90 * 24 * 3600
 WRITE_WINDOW_SECONDS = 3600
@@ -52,8 +56,7 @@ class KeyRecord:
 
 
 class StateStore(Protocol):
-    def claim_event(self, event_id: str, now: float) -> Claim: ...
-    def finish_event(self, event_id: str, now: float) -> None: ...
+    def claim_event(self, event_id: str, now: float) -> bool: ...
     def release_event(self, event_id: str) -> None: ...
     def load(self) -> KeyRecord: ...
     def save_report(self, fingerprint: str, findings: list[dict[str, Any]], alerted_at: float | None) -> None: ...
@@ -68,22 +71,18 @@ class MemoryState:
 
     def __init__(self) -> None:
         self.record = KeyRecord()
-        self.events: dict[str, tuple[str, float]] = {}
+        self.events: dict[str, float] = {}
         self.writes: dict[str, list[float]] = {}
         self.log: list[dict[str, Any]] = []
         self._lock = threading.Lock()
 
-    def claim_event(self, event_id: str, now: float) -> Claim:
+    def claim_event(self, event_id: str, now: float) -> bool:
         with self._lock:
-            status = self.events.get(event_id)
-            if status is None or (status[0] == "in-flight" and status[1] < now):
-                self.events[event_id] = ("in-flight", now + EVENT_LEASE_SECONDS)
-                return "claimed"
-            return "done" if status[0] == "done" else "in-flight"
-
-    def finish_event(self, event_id: str, now: float) -> None:
-        with self._lock:
-            self.events[event_id] = ("done", now)
+            lease = self.events.get(event_id)
+            if lease is not None and lease > now:
+                return False
+            self.events[event_id] = now + EVENT_LEASE_SECONDS
+            return True
 
     def release_event(self, event_id: str) -> None:
         with self._lock:
@@ -150,7 +149,7 @@ class DynamoState:
 
     # --- event dedupe --------------------------------------------------------------------------------------------
 
-    def claim_event(self, event_id: str, now: float) -> Claim:
+    def claim_event(self, event_id: str, now: float) -> bool:
         from botocore.exceptions import ClientError
 
         try:
@@ -158,31 +157,17 @@ class DynamoState:
                 TableName=self._table,
                 Item={
                     **self._key(f"e#{event_id}"),
-                    "status": {"S": "in-flight"},
                     "lease_until": {"N": str(int(now + EVENT_LEASE_SECONDS))},
                     "expires_at": {"N": str(int(now + EVENT_MEMORY_SECONDS))},
                 },
-                ConditionExpression="attribute_not_exists(pk) OR (#s = :inflight AND lease_until < :now)",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={":inflight": {"S": "in-flight"}, ":now": {"N": str(int(now))}},
+                ConditionExpression="attribute_not_exists(pk) OR lease_until < :now",
+                ExpressionAttributeValues={":now": {"N": str(int(now))}},
             )
-            return "claimed"
+            return True
         except ClientError as exc:
-            if not self._conditional_failed(exc):
-                raise
-        item = self._ddb.get_item(TableName=self._table, Key=self._key(f"e#{event_id}"), ConsistentRead=True).get(
-            "Item"
-        )
-        return "done" if item and item["status"]["S"] == "done" else "in-flight"
-
-    def finish_event(self, event_id: str, now: float) -> None:
-        self._ddb.update_item(
-            TableName=self._table,
-            Key=self._key(f"e#{event_id}"),
-            UpdateExpression="SET #s = :done, finished_at = :now",
-            ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues={":done": {"S": "done"}, ":now": {"N": str(int(now))}},
-        )
+            if self._conditional_failed(exc):
+                return False
+            raise
 
     def release_event(self, event_id: str) -> None:
         self._ddb.delete_item(TableName=self._table, Key=self._key(f"e#{event_id}"))
