@@ -85,37 +85,41 @@ class Caller:
 
 
 def evaluate(policy: Policy, caller: Caller, actions: tuple[str, ...]) -> dict[str, ActionDecision]:
-    """AWS's decision for each concrete action, for a principal in `caller.account`."""
+    """AWS's decision for each concrete action, for a principal in `caller.account`.
+
+    Everything that does not depend on the action (principal, resource, conditions) is decided once per statement;
+    the action test is then a set lookup in the statement's expanded action patterns (expansions are cached).
+    """
     facts = _facts(caller)
-    statement_parts = [
-        (s, _principal(s, caller.account), _resource(s, caller.key_arn), _conditions(s, facts))
-        for s in policy.statements
-    ]
-    decisions: dict[str, ActionDecision] = {}
-    for action in actions:
-        matches = [
-            _combine(stmt, principal, resource, conds, action) for stmt, principal, resource, conds in statement_parts
-        ]
-        decisions[action] = _decide(action, [m for m in matches if m.applies is not Tri.FALSE])
-    return decisions
+    wanted = frozenset(actions)
+    candidates: list[tuple[Match, frozenset[str]]] = []
+    for statement in policy.statements:
+        # Cheapest test first: most statements of a real policy are about other actions or other principals.
+        covered = _covered(statement, wanted)
+        if not covered:
+            continue
+        parts = [_principal(statement, caller.account)]
+        if parts[0][0] is Tri.FALSE:
+            continue
+        parts += (_resource(statement, caller.key_arn), _conditions(statement, facts))
+        applies = all_of(part[0] for part in parts)
+        if applies is Tri.FALSE:
+            continue
+        undecided = (
+            tuple(n for tri, notes in parts if tri is Tri.UNKNOWN for n in notes) if applies is Tri.UNKNOWN else ()
+        )
+        candidates.append((Match(statement, applies, undecided), covered))
+    return {
+        action: _decide(action, [match for match, covered in candidates if action in covered]) for action in actions
+    }
 
 
-def _combine(
-    statement: Statement,
-    principal: tuple[Tri, tuple[str, ...]],
-    resource: tuple[Tri, tuple[str, ...]],
-    conditions: tuple[Tri, tuple[str, ...]],
-    action: str,
-) -> Match:
-    action_hit = any(catalogue.matches(p, action) for p in statement.actions)
-    if action_hit == statement.action_negated:
-        return Match(statement, Tri.FALSE, ())
-    parts = (principal, resource, conditions)
-    applies = all_of(part[0] for part in parts)
-    undecided: tuple[str, ...] = ()
-    if applies is Tri.UNKNOWN:
-        undecided = tuple(note for tri, notes in parts if tri is Tri.UNKNOWN for note in notes)
-    return Match(statement, applies, undecided)
+def _covered(statement: Statement, wanted: frozenset[str]) -> frozenset[str]:
+    """The wanted concrete actions this statement's Action (or NotAction) covers."""
+    named: set[str] = set()
+    for pattern in statement.actions:
+        named |= catalogue.expand(pattern)
+    return wanted - named if statement.action_negated else wanted & named
 
 
 def _decide(action: str, matches: list[Match]) -> ActionDecision:

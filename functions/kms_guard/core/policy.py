@@ -140,49 +140,58 @@ _STATEMENT_KEYS = frozenset(
 
 
 def _parse_statement(index: int, raw: Any) -> Statement:
-    where = f"Statement[{index}]"
+    # Locations are built only when something is wrong: the success path formats no strings.
+    try:
+        return _statement(index, raw)
+    except PolicyError as exc:
+        detail = str(exc)
+        raise PolicyError(f"Statement[{index}]{'' if detail.startswith(':') else '.'}{detail}") from None
+
+
+def _statement(index: int, raw: Any) -> Statement:
     if not isinstance(raw, dict):
-        raise PolicyError(f"{where}: must be an object, not {_json_type(raw)}")
-    unknown = sorted(set(raw) - _STATEMENT_KEYS)
-    if unknown:
-        raise PolicyError(f"{where}: unknown element {unknown[0]!r}")
+        raise PolicyError(f": must be an object, not {_json_type(raw)}")
+    if not _STATEMENT_KEYS.issuperset(raw):
+        raise PolicyError(f": unknown element {sorted(set(raw) - _STATEMENT_KEYS)[0]!r}")
     sid = raw.get("Sid")
     if sid is not None and not isinstance(sid, str):
-        raise PolicyError(f"{where}.Sid: must be a string, not {_json_type(sid)}")
+        raise PolicyError(f"Sid: must be a string, not {_json_type(sid)}")
     effect = raw.get("Effect")
-    if effect not in ("Allow", "Deny"):
-        raise PolicyError(f'{where}.Effect: must be "Allow" or "Deny", not {_short(effect)}')
+    if effect != "Allow" and effect != "Deny":  # noqa: PLR1714  (a set lookup would hash unhashable values)
+        raise PolicyError(f'Effect: must be "Allow" or "Deny", not {_short(effect)}')
 
-    principal_key = _exactly_one(raw, where, "Principal", "NotPrincipal")
-    actions_key = _exactly_one(raw, where, "Action", "NotAction")
-    resource_key = _exactly_one(raw, where, "Resource", "NotResource")
-
+    principal_key = _exactly_one(raw, "Principal", "NotPrincipal")
+    actions_key = _exactly_one(raw, "Action", "NotAction")
+    resource_key = _exactly_one(raw, "Resource", "NotResource")
+    condition = raw.get("Condition")
     return Statement(
         index=index,
         sid=sid or None,
         effect=effect,
-        principals=_parse_principal(raw[principal_key], f"{where}.{principal_key}"),
+        principals=_parse_principal(raw[principal_key], principal_key),
         principal_negated=principal_key == "NotPrincipal",
-        actions=_string_list(raw[actions_key], f"{where}.{actions_key}"),
+        actions=_string_list(raw[actions_key], actions_key),
         action_negated=actions_key == "NotAction",
-        resources=_string_list(raw[resource_key], f"{where}.{resource_key}"),
+        resources=_string_list(raw[resource_key], resource_key),
         resource_negated=resource_key == "NotResource",
-        conditions=_parse_conditions(raw.get("Condition"), f"{where}.Condition"),
+        conditions=() if condition is None else _parse_conditions(condition),
     )
 
 
-def _exactly_one(raw: dict[str, Any], where: str, positive: str, negative: str) -> str:
+def _exactly_one(raw: dict[str, Any], positive: str, negative: str) -> str:
     has_pos, has_neg = positive in raw, negative in raw
     if has_pos and has_neg:
-        raise PolicyError(f"{where}: has both {positive} and {negative}")
+        raise PolicyError(f": has both {positive} and {negative}")
     if not has_pos and not has_neg:
-        raise PolicyError(f"{where}: needs {positive} or {negative}")
+        raise PolicyError(f": needs {positive} or {negative}")
     return positive if has_pos else negative
 
 
 def _string_list(value: Any, where: str) -> tuple[str, ...]:
-    if isinstance(value, str):
-        value = [value]
+    if type(value) is str:
+        if value:
+            return (value,)
+        raise PolicyError(f"{where}[0]: must be a non-empty string, not {_short(value)}")
     if not isinstance(value, list) or not value:
         raise PolicyError(f"{where}: must be a string or a non-empty list of strings, not {_short(value)}")
     for i, item in enumerate(value):
@@ -202,53 +211,52 @@ def _parse_principal(value: Any, where: str) -> tuple[Principal, ...]:
             raise PolicyError(
                 f"{where}: unknown principal type {ptype!r} (expected one of {', '.join(PRINCIPAL_TYPES)})"
             )
-        out.extend(Principal(ptype, v) for v in _string_list(pvalues, f"{where}.{ptype}"))
+        try:
+            out.extend(Principal(ptype, v) for v in _string_list(pvalues, ptype))
+        except PolicyError as exc:
+            raise PolicyError(f"{where}.{exc}") from None
     return tuple(out)
 
 
-def _parse_conditions(value: Any, where: str) -> tuple[Condition, ...]:
-    if value is None:
-        return ()
+def _parse_conditions(value: Any) -> tuple[Condition, ...]:
+    where = "Condition"
     if not isinstance(value, dict):
         raise PolicyError(f"{where}: must be an object, not {_json_type(value)}")
     out: list[Condition] = []
     for raw_op, block in value.items():
-        op_where = f"{where}.{raw_op}"
-        if not isinstance(raw_op, str) or not raw_op:
+        if not raw_op:
             raise PolicyError(f"{where}: empty condition operator")
         qualifier: SetQualifier | None = None
         operator = raw_op
         if ":" in operator:
             prefix, operator = operator.split(":", 1)
             if prefix not in ("ForAnyValue", "ForAllValues"):
-                raise PolicyError(f"{op_where}: unknown set qualifier {prefix!r} (ForAnyValue or ForAllValues)")
-            qualifier = prefix  # type: ignore[assignment]
+                raise PolicyError(f"{where}.{raw_op}: unknown set qualifier {prefix!r} (ForAnyValue or ForAllValues)")
+            qualifier = prefix
         if_exists = operator.endswith("IfExists") and operator != "IfExists"
         if if_exists:
             operator = operator[: -len("IfExists")]
         if not operator:
-            raise PolicyError(f"{op_where}: empty condition operator")
+            raise PolicyError(f"{where}.{raw_op}: empty condition operator")
         if not isinstance(block, dict) or not block:
-            raise PolicyError(f"{op_where}: must be a non-empty object of condition keys, not {_short(block)}")
+            raise PolicyError(f"{where}.{raw_op}: must be a non-empty object of condition keys, not {_short(block)}")
         for key, raw_values in block.items():
             if not key:
-                raise PolicyError(f"{op_where}: empty condition key")
-            out.append(
-                Condition(
-                    operator=operator,
-                    key=key,
-                    values=_condition_values(raw_values, f"{op_where}.{key}"),
-                    if_exists=if_exists,
-                    qualifier=qualifier,
-                )
-            )
+                raise PolicyError(f"{where}.{raw_op}: empty condition key")
+            try:
+                values = _condition_values(raw_values)
+            except PolicyError as exc:
+                raise PolicyError(f"{where}.{raw_op}.{key}{exc}") from None
+            out.append(Condition(operator, key, values, if_exists, qualifier))
     return tuple(out)
 
 
-def _condition_values(value: Any, where: str) -> tuple[str, ...]:
+def _condition_values(value: Any) -> tuple[str, ...]:
+    if type(value) is str:
+        return (value,)
     items = value if isinstance(value, list) else [value]
     if not items:
-        raise PolicyError(f"{where}: needs at least one value")
+        raise PolicyError(": needs at least one value")
     out: list[str] = []
     for i, item in enumerate(items):
         if isinstance(item, bool):
@@ -258,7 +266,7 @@ def _condition_values(value: Any, where: str) -> tuple[str, ...]:
         elif isinstance(item, int | float):
             out.append(json.dumps(item))
         else:
-            raise PolicyError(f"{where}[{i}]: must be a string, number or boolean, not {_json_type(item)}")
+            raise PolicyError(f"[{i}]: must be a string, number or boolean, not {_json_type(item)}")
     return tuple(out)
 
 

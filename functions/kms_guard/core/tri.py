@@ -16,33 +16,43 @@ class Tri(enum.Enum):
     UNKNOWN = 1
     TRUE = 2
 
+    # Identity comparisons, not `.value` arithmetic: these run for every statement of every policy evaluated.
     def __and__(self, other: Tri) -> Tri:
-        return Tri(min(self.value, other.value))
+        if self is FALSE or other is FALSE:
+            return FALSE
+        return UNKNOWN if self is UNKNOWN or other is UNKNOWN else TRUE
 
     def __or__(self, other: Tri) -> Tri:
-        return Tri(max(self.value, other.value))
+        if self is TRUE or other is TRUE:
+            return TRUE
+        return UNKNOWN if self is UNKNOWN or other is UNKNOWN else FALSE
 
     def __invert__(self) -> Tri:
-        return Tri(2 - self.value)
+        return FALSE if self is TRUE else TRUE if self is FALSE else UNKNOWN
 
     @staticmethod
     def of(value: bool) -> Tri:
-        return Tri.TRUE if value else Tri.FALSE
+        return TRUE if value else FALSE
+
+
+FALSE, UNKNOWN, TRUE = Tri.FALSE, Tri.UNKNOWN, Tri.TRUE
 
 
 def all_of(values: Iterable[Tri]) -> Tri:
-    result = Tri.TRUE
+    result = TRUE
     for value in values:
-        result &= value
-        if result is Tri.FALSE:
-            break
+        if value is FALSE:
+            return FALSE
+        if value is UNKNOWN:
+            result = UNKNOWN
     return result
 
 
 def any_of(values: Iterable[Tri]) -> Tri:
-    result = Tri.FALSE
+    result = FALSE
     for value in values:
-        result |= value
-        if result is Tri.TRUE:
-            break
+        if value is TRUE:
+            return TRUE
+        if value is UNKNOWN:
+            result = UNKNOWN
     return result
