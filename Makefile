@@ -56,5 +56,8 @@ synth: $(STAMP) $(NODE_STAMP) ## cdk synth with example context (no AWS account 
 	npx --no-install cdk synth --quiet --output "$(CDK_OUT)" $(EXAMPLE_CONTEXT)
 	@echo "templates in $(CDK_OUT)/"
 
+bench: $(STAMP) ## the benchmark: writes bench/results.json and prints the table
+	"$(UV)" run --frozen python -m bench.run
+
 clean: ## remove generated files
 	rm -rf $(VENV) .tools node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache .hypothesis
