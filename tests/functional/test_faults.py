@@ -12,7 +12,7 @@ import pytest
 from kms_guard.aws.state import EVENT_LEASE_SECONDS, DynamoState
 from kms_guard.core.compliance import RegionObservation
 
-from tests.functional.conftest import REPLICA
+from tests.functional.conftest import HOME, REPLICA
 from tests.functional.test_scenarios import NO_DECRYPT, break_policy
 
 
@@ -206,3 +206,16 @@ def test_write_slots_are_not_oversold_under_contention(account):
     for t in threads:
         t.join()
     assert granted.count(True) <= 3
+
+
+def test_an_unexpected_read_failure_is_policy_unreadable_and_the_other_regions_still_count(account):
+    # moto stores any policy text but its GetKeyPolicy crashes (AttributeError) on text that is not a JSON object:
+    # an unexpected exception of exactly the kind the adapter must contain.
+    account.kms(REPLICA).put_key_policy(KeyId=account.key_id, PolicyName="default", Policy="[]")
+    account.kms(HOME).disable_key(KeyId=account.key_id)
+    result = account.guard().handle(account.event("scheduled-check"))
+    replica = result.report.region(REPLICA)
+    assert [f.code.value for f in replica.findings] == ["POLICY_UNREADABLE"]
+    assert "AttributeError" in replica.findings[0].message
+    assert [f.code.value for f in result.report.region(HOME).findings] == ["KEY_DISABLED"]
+    assert len(account.delivered_alerts()) == 1

@@ -36,20 +36,22 @@ class KmsGateway:
         return self._clients.client("kms", region)
 
     def read(self, region: str, key_arn: str) -> RegionObservation:
-        from botocore.exceptions import BotoCoreError, ClientError
-
+        # Any failure to read becomes an observation (POLICY_UNREADABLE, named), never an exception: one Region
+        # that cannot be read must not keep the guard from evaluating, and alerting on, the others.
         kms = self._kms(region)
         try:
             metadata = kms.describe_key(KeyId=key_arn)["KeyMetadata"]
-        except (ClientError, BotoCoreError) as exc:
+        except Exception as exc:
             code, message = _error(exc)
             if code == "NotFoundException":
                 return RegionObservation(region, key_arn, not_found=True)
             return RegionObservation(region, key_arn, error=message)
         try:
             policy = kms.get_key_policy(KeyId=key_arn, PolicyName="default")["Policy"]
-        except (ClientError, BotoCoreError) as exc:
+        except Exception as exc:
             return RegionObservation(region, key_arn, metadata, error=_error(exc)[1])
+        if not isinstance(policy, str):
+            return RegionObservation(region, key_arn, metadata, error="GetKeyPolicy returned no policy text")
         return RegionObservation(region, key_arn, metadata, policy)
 
     def read_all(self, key_arns: dict[str, str]) -> list[RegionObservation]:
