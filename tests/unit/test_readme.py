@@ -1,0 +1,49 @@
+"""The README is a contract too: the commands, variables and tests it names must exist."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+from kms_guard.cli import build_parser
+from kms_guard.core.findings import Code
+from kms_guard.settings import ENV_NAMES
+
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text()
+
+
+def _test_names(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    return {node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")}
+
+
+def test_every_test_the_reliability_matrix_names_exists():
+    section = README.split("## Reliability matrix", 1)[1].split("\n## ", 1)[0]
+    references = re.findall(r"`((?:unit|functional|infra)/[\w/]+\.py)?::(test_\w+)`", section)
+    assert len(references) >= 25
+    current = None
+    for path, name in references:
+        current = path or current
+        assert name in _test_names(ROOT / "tests" / current), f"{current}::{name}"
+
+
+def test_every_command_and_finding_code_is_documented():
+    commands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    for command in commands:
+        assert f"kms-guard {command}" in README, command
+    for code in Code:
+        assert f"`{code.value}`" in README, code
+
+
+def test_every_lambda_setting_is_documented():
+    for variable in ENV_NAMES.values():
+        assert f"`{variable}`" in README, variable
+
+
+def test_every_context_key_is_documented():
+    from infra.config import CONTEXT_KEYS
+
+    for key in CONTEXT_KEYS:
+        assert f"| `{key}` |" in README, key
