@@ -35,6 +35,7 @@ os.environ.pop("AWS_ENDPOINT_URL", None)
 import boto3  # noqa: E402
 from kms_guard.aws.clients import ClientFactory  # noqa: E402
 from kms_guard.aws.kms import KmsGateway  # noqa: E402
+from kms_guard.aws.state import create_table_request  # noqa: E402
 from kms_guard.core.compliance import assess_policy  # noqa: E402
 from kms_guard.core.policy import parse_policy  # noqa: E402
 from kms_guard.core.repair import guard_statement  # noqa: E402
@@ -150,15 +151,7 @@ class World:
             boto3.client("kms", region_name=region).put_key_policy(
                 KeyId=self.key_id, PolicyName="default", Policy=policy
             )
-        boto3.client("dynamodb", region_name=HOME).create_table(
-            TableName="state",
-            BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-        )
+        boto3.client("dynamodb", region_name=HOME).create_table(**create_table_request("state"))
         self.topic = boto3.client("sns", region_name=HOME).create_topic(Name="alerts")["TopicArn"]
         self.calls: Counter[str] = Counter()
         self.latency = 0.0

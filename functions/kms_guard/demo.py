@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from kms_guard.aws.state import create_table_request
 from kms_guard.core.repair import guard_statement, plan_restore_statement
 from kms_guard.core.vendor import ROCKSET
 
@@ -150,16 +151,7 @@ class _World:
         self.key_arn: str = meta["Arn"]
         kms.replicate_key(KeyId=self.key_id, ReplicaRegion=REPLICA)
         self.put_policy(REPLICA, COMPLIANT_POLICY)  # moto ignores ReplicateKey's Policy
-        ddb = boto3.client("dynamodb", region_name=HOME)
-        ddb.create_table(
-            TableName="kms-guard-state",
-            BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-        )
+        boto3.client("dynamodb", region_name=HOME).create_table(**create_table_request("kms-guard-state"))
         sns, sqs = boto3.client("sns", region_name=HOME), boto3.client("sqs", region_name=HOME)
         self.topic_arn: str = sns.create_topic(Name="kms-guard-alerts")["TopicArn"]
         self.queue_url: str = sqs.create_queue(QueueName="security-team")["QueueUrl"]

@@ -18,6 +18,7 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 from kms_guard.aws.clients import ClientFactory
+from kms_guard.aws.state import create_table_request
 from kms_guard.settings import build_settings
 from kms_guard.wiring import wire
 from moto import mock_aws
@@ -194,16 +195,7 @@ def account(aws) -> Account:
         KeyId=meta["KeyId"], PolicyName="default", Policy=GOOD_POLICY
     )
 
-    ddb = boto3.client("dynamodb", region_name=HOME)
-    ddb.create_table(
-        TableName="kms-guard-state",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    boto3.client("dynamodb", region_name=HOME).create_table(**create_table_request("kms-guard-state"))
     sns = boto3.client("sns", region_name=HOME)
     sqs = boto3.client("sqs", region_name=HOME)
     topic_arn = sns.create_topic(Name="kms-guard-alerts")["TopicArn"]

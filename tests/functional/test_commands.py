@@ -11,6 +11,7 @@ import urllib.request
 
 import boto3
 import pytest
+from kms_guard.aws.state import create_table_request
 from moto.server import ThreadedMotoServer
 
 from tests.functional.conftest import FIXTURE_ACCOUNT, FIXTURE_KEY_ID, GOOD_POLICY, HOME, REPLICA
@@ -161,16 +162,7 @@ def test_handle_event_ignores_another_key_with_exit_0(world):
 
 
 def test_handle_event_with_table_and_topic(world):
-    ddb = world["client"]("dynamodb")
-    ddb.create_table(
-        TableName="state",
-        BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-    )
+    world["client"]("dynamodb").create_table(**create_table_request("state"))
     topic = world["client"]("sns").create_topic(Name="alerts")["TopicArn"]
     world["client"]("kms", REPLICA).disable_key(KeyId=world["key_id"])
     argv = [

@@ -177,12 +177,16 @@ def test_matrix_has_at_least_15_malformed_policies():
     assert len(MALFORMED_POLICIES) >= 15
 
 
-class FixedPolicy:
-    """GetKeyPolicy answering a chosen text for the replica. Real KMS refuses to store these policies, and moto's
-    GetKeyPolicy crashes on stored text that is not a JSON object, so the text is planted at the read instead."""
+class Planted:
+    """Answers chosen DescribeKey metadata and/or GetKeyPolicy text for the replica, reading the rest for real.
 
-    def __init__(self, inner, policy):
-        self._inner, self._policy = inner, policy
+    moto cannot put a key into most of these states, and real KMS refuses to store these policies (moto stores them,
+    but its GetKeyPolicy then crashes on text that is not a JSON object), so they are planted at the read."""
+
+    _KEEP = object()
+
+    def __init__(self, inner, *, metadata=_KEEP, policy=_KEEP):
+        self._inner, self._metadata, self._policy = inner, metadata, policy
 
     def read_all(self, key_arns):
         return [self.read(r, a) for r, a in key_arns.items()]
@@ -191,7 +195,9 @@ class FixedPolicy:
         observation = self._inner.read(region, key_arn)
         if region != REPLICA:
             return observation
-        return RegionObservation(region, key_arn, observation.metadata, self._policy)
+        metadata = observation.metadata if self._metadata is self._KEEP else self._metadata
+        policy = observation.policy if self._policy is self._KEEP else self._policy
+        return RegionObservation(region, key_arn, metadata, policy)
 
     def __getattr__(self, name):
         return getattr(self._inner, name)
@@ -200,31 +206,12 @@ class FixedPolicy:
 @pytest.mark.parametrize("name", MALFORMED_POLICIES)
 def test_malformed_live_policy_is_unreadable_never_compliant_and_never_written(account, name):
     guard = account.guard(remediation="restore-statement")
-    guard._kms = FixedPolicy(guard._kms, MALFORMED_POLICIES[name])
+    guard._kms = Planted(guard._kms, policy=MALFORMED_POLICIES[name])
     result = guard.handle(account.event("put-key-policy-removes-decrypt"))
     region = result.report.region(REPLICA)
     assert region.verdict == "non-compliant"
     assert [f.code.value for f in region.findings] == ["POLICY_UNREADABLE"]
     assert account.calls["kms.PutKeyPolicy"] == 0
-
-
-class FixedMetadata:
-    """A reader returning a chosen DescribeKey answer for the replica (moto cannot put a key in these states)."""
-
-    def __init__(self, inner, metadata):
-        self._inner, self._metadata = inner, metadata
-
-    def read_all(self, key_arns):
-        return [self.read(r, a) for r, a in key_arns.items()]
-
-    def read(self, region, key_arn):
-        observation = self._inner.read(region, key_arn)
-        if region != REPLICA:
-            return observation
-        return RegionObservation(region, key_arn, self._metadata, observation.policy)
-
-    def __getattr__(self, name):
-        return getattr(self._inner, name)
 
 
 GOOD_METADATA = {
@@ -252,7 +239,7 @@ KEY_STATES = {
 def test_odd_key_states_are_reported_and_never_written(account, name):
     metadata, codes = KEY_STATES[name]
     guard = account.guard(remediation="restore-statement", restore_key_state=name == "PendingReplicaDeletion")
-    guard._kms = FixedMetadata(guard._kms, metadata)
+    guard._kms = Planted(guard._kms, metadata=metadata)
     result = guard.handle(account.event("scheduled-check"))
     region = result.report.region(REPLICA)
     assert sorted(f.code.value for f in region.findings) == codes

@@ -36,6 +36,26 @@ STATE_ACTIONS = (
     "dynamodb:Query",
 )
 
+PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE = "pk", "sk", "expires_at"
+"""The table's schema, declared once: the CDK StateTable, the demo and the tests all build the table from it."""
+
+
+def create_table_request(name: str) -> dict[str, Any]:
+    """CreateTable parameters for a state table (the demo, the benchmark and the tests create theirs with this)."""
+    return {
+        "TableName": name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "KeySchema": [
+            {"AttributeName": PARTITION_KEY, "KeyType": "HASH"},
+            {"AttributeName": SORT_KEY, "KeyType": "RANGE"},
+        ],
+        "AttributeDefinitions": [
+            {"AttributeName": PARTITION_KEY, "AttributeType": "S"},
+            {"AttributeName": SORT_KEY, "AttributeType": "S"},
+        ],
+    }
+
+
 EVENT_LEASE_SECONDS = 180
 """How long a claim makes further deliveries duplicates: longer than the function's 2-minute timeout, shorter than
 Lambda's second asynchronous retry, so a retry after a crash is not mistaken for a duplicate."""
