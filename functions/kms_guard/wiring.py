@@ -22,8 +22,15 @@ class Wired:
 
 
 def own_role_arns(clients: ClientFactory, region: str) -> frozenset[str]:
-    """The role the guard runs as (from STS), so events for its own writes are recognised. Asked once, when needed."""
-    arn: str = clients.client("sts", region).get_caller_identity()["Arn"]
+    """The role the guard runs as (from STS), so events for its own writes are recognised. Asked once, when needed.
+
+    If STS cannot answer, the guard still recognises its own writes by their user agent (`kms-guard/`): an empty set
+    here must not cost the evaluation, and with it the alert.
+    """
+    try:
+        arn: str = clients.client("sts", region).get_caller_identity()["Arn"]
+    except Exception:
+        return frozenset()
     parts = arn.split(":")
     if len(parts) == 6 and parts[5].startswith("assumed-role/"):
         role = parts[5].split("/")[1]

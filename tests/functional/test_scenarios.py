@@ -307,3 +307,12 @@ def test_duplicate_deliveries_produce_one_alert_and_one_repair(account):
     assert "duplicate" in second.reason
     assert account.calls["kms.PutKeyPolicy"] == 1
     assert len(account.delivered_alerts()) == 2  # the problem and the all-clear, once
+
+
+def test_sts_unavailable_does_not_cost_the_evaluation(account):
+    account.fail_call("sts.GetCallerIdentity", "ServiceUnavailable", times=5)
+    break_policy(account)
+    result = account.guard(remediation="restore-statement").handle(account.event("put-key-policy-removes-decrypt"))
+    assert account.calls["sts.GetCallerIdentity"] == 1  # asked (the actor is not the guard's user agent)...
+    assert result.remediation[0].status == "applied"  # ...and its failure only means "not our own role"
+    assert len(account.delivered_alerts()) == 2
