@@ -257,7 +257,7 @@ class _Story:
             for o in result.get("remediation", [])
         ]
         step.verdict_after = report.get("verdict", "unknown")
-        step.saw = _saw(step, result)
+        step.saw = _saw(result)
         self.steps.append(step)
         self._print(len(self.steps), step)
         problem = expect(step)
@@ -284,7 +284,7 @@ class _Story:
         self.say(f"  verdict after: {step.verdict_after.upper()}")
 
 
-def _saw(step: Step, result: dict[str, Any]) -> str:
+def _saw(result: dict[str, Any]) -> str:
     codes = result.get("found_codes") or []
     return ", ".join(codes) if codes else "compliant in every configured Region"
 

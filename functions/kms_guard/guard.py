@@ -177,7 +177,7 @@ class Guard:
         settings = self.settings
         if not settings.writes_enabled:
             return [], report
-        exemption = self._actor_exemption(event)
+        exemption = _Lazy(lambda: self._actor_exemption(event))  # asked only when there is something to repair
         outcomes: list[Outcome] = []
         regions: list[RegionReport] = []
         for region_report in report.regions:
@@ -198,9 +198,11 @@ class Guard:
             if plan is None:
                 regions.append(region_report)
                 continue
-            if exemption is not None:
+            if exemption.value is not None:
                 self._state.set_hold(region, region_fp)
-                outcomes.append(Outcome(region, "skipped", f"{exemption}: alert only; the guard will not undo it."))
+                outcomes.append(
+                    Outcome(region, "skipped", f"{exemption.value}: alert only; the guard will not undo it.")
+                )
                 regions.append(region_report)
                 continue
             if record.holds.get(region) == region_fp:
@@ -328,6 +330,21 @@ class Guard:
             if now - last >= self.settings.reminder_seconds:
                 alerts.append(alert("reminder", final, previous_codes))
         return alerts
+
+
+class _Lazy:
+    """A value computed on first use (the actor check may ask STS: only worth it when a repair is on the table)."""
+
+    def __init__(self, compute: Callable[[], str | None]) -> None:
+        self._compute = compute
+        self._done = False
+        self._value: str | None = None
+
+    @property
+    def value(self) -> str | None:
+        if not self._done:
+            self._value, self._done = self._compute(), True
+        return self._value
 
 
 def _error_text(exc: Exception) -> str:

@@ -316,3 +316,9 @@ def test_sts_unavailable_does_not_cost_the_evaluation(account):
     assert account.calls["sts.GetCallerIdentity"] == 1  # asked (the actor is not the guard's user agent)...
     assert result.remediation[0].status == "applied"  # ...and its failure only means "not our own role"
     assert len(account.delivered_alerts()) == 2
+
+
+def test_nothing_to_repair_means_no_sts_call(account):
+    guard = account.guard(remediation="restore-statement", restore_key_state=True)
+    guard.handle(account.event("put-key-policy-removes-decrypt"))  # the key is fine: the actor does not matter
+    assert account.calls["sts.GetCallerIdentity"] == 0

@@ -239,3 +239,18 @@ def test_fix_repairs_every_policy_without_a_deny_against_the_vendor(doc):
     else:
         assert plan.status == "already-compliant"
         assert verdict_of(result.findings) == "compliant"
+
+
+def test_refusals_carry_a_reason_callers_act_on_not_just_words():
+    deny = {
+        "Sid": "NoDeleteForDevs",
+        "Effect": "Deny",
+        "Principal": {"AWS": "arn:aws:iam::111122223333:role/dev"},
+        "Action": "kms:ScheduleKeyDeletion",
+        "Resource": "*",
+    }
+    direct = plan_revert(policy_text(admin_statement(), deny), BASELINE, ROCKSET)
+    assert (direct.status, direct.refusal) == ("refused", "deny-would-change")
+    blocking = {"Sid": "B", "Effect": "Deny", "Principal": "*", "Action": "kms:Decrypt", "Resource": "*"}
+    assert plan_restore_statement(policy_text(admin_statement(), blocking), ROCKSET).refusal == "deny-blocks-vendor"
+    assert plan_repair("revert", policy_text(admin_statement()), ROCKSET, baseline=BASELINE).refusal is None

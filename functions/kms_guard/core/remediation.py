@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from kms_guard.core.findings import Code, RegionReport
 from kms_guard.core.policy import PolicyError
-from kms_guard.core.repair import Mode, RepairPlan, plan_repair
+from kms_guard.core.repair import Mode, plan_repair
 from kms_guard.core.vendor import VendorProfile
 
 WriteKind = Literal["put-key-policy", "cancel-key-deletion", "enable-key"]
@@ -37,7 +37,6 @@ class RegionPlan:
     writes: tuple[Write, ...]
     description: str
     refused: str | None = None
-    policy_plan: RepairPlan | None = None
 
 
 @dataclass
@@ -79,7 +78,6 @@ def plan_region(
     writes: list[Write] = []
     notes: list[str] = []
     refused: str | None = None
-    policy_plan: RepairPlan | None = None
 
     if restore_key_state and Code.KEY_PENDING_DELETION in codes:
         writes += [Write("cancel-key-deletion"), Write("enable-key")]
@@ -101,7 +99,7 @@ def plan_region(
                 refused = policy_plan.description
     if not writes and refused is None:
         return None
-    return RegionPlan(report.region, report.key_arn, tuple(writes), "; ".join(notes), refused, policy_plan)
+    return RegionPlan(report.region, report.key_arn, tuple(writes), "; ".join(notes), refused)
 
 
 def _mode(mode: str) -> Mode:

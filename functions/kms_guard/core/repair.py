@@ -25,6 +25,9 @@ from kms_guard.core.vendor import VendorProfile
 
 Mode = Literal["restore-statement", "revert"]
 Status = Literal["repair", "already-compliant", "refused"]
+Refusal = Literal[
+    "deny-blocks-vendor", "deny-would-change", "guard-sid-on-deny", "too-large", "baseline-bad", "check-failed"
+]
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,8 @@ class RepairPlan:
     policy: str | None = None
     """The policy to write (status `repair` only)."""
     added_actions: tuple[str, ...] = ()
+    refusal: Refusal | None = None
+    """Why a plan was refused, for callers that act on it (the description is for people)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -70,7 +75,7 @@ def plan_repair(
             plan = plan_restore_statement(policy_text, profile, key_arn=key_arn)
             return _fallback(plan, "no compliant policy has been recorded for this Region")
         plan = plan_revert(policy_text, baseline, profile, key_arn=key_arn)
-        if plan.status == "refused" and plan.description.startswith(_DENY_CHANGE):
+        if plan.refusal == "deny-would-change":
             return _fallback(plan_restore_statement(policy_text, profile, key_arn=key_arn), plan.description)
         return plan
     return plan_restore_statement(policy_text, profile, key_arn=key_arn)
@@ -91,7 +96,7 @@ def plan_restore_statement(policy_text: str, profile: VendorProfile, *, key_arn:
     assessment = assess_policy(policy, profile, key_arn=key_arn)
     refusal = _deny_refusal(assessment, profile)
     if refusal:
-        return RepairPlan("restore-statement", "refused", refusal)
+        return RepairPlan("restore-statement", "refused", refusal, refusal="deny-blocks-vendor")
 
     missing = tuple(a for a in profile.concrete_actions if a not in assessment.granted)
     if not missing:
@@ -103,6 +108,7 @@ def plan_restore_statement(policy_text: str, profile: VendorProfile, *, key_arn:
             "restore-statement",
             "refused",
             f"statement {owned.label} carries the guard's Sid but is a Deny; the guard never changes a Deny.",
+            refusal="guard-sid-on-deny",
         )
 
     spans = _StatementSpans.locate(policy_text)
@@ -123,11 +129,9 @@ def plan_restore_statement(policy_text: str, profile: VendorProfile, *, key_arn:
 
     problem = _check(spans, new_text, profile, key_arn, replaced=owned.index if owned else None)
     if problem:
-        return RepairPlan("restore-statement", "refused", problem)
+        reason, message = problem
+        return RepairPlan("restore-statement", "refused", message, refusal=reason)
     return RepairPlan("restore-statement", "repair", what + "; every other statement is unchanged.", new_text, missing)
-
-
-_DENY_CHANGE = "reverting would remove or change Deny statement"
 
 
 def plan_revert(policy_text: str, baseline: str, profile: VendorProfile, *, key_arn: str | None = None) -> RepairPlan:
@@ -137,20 +141,32 @@ def plan_revert(policy_text: str, baseline: str, profile: VendorProfile, *, key_
         return RepairPlan("revert", "already-compliant", f"{profile.name}'s grant is already whole.")
     refusal = _deny_refusal(assessment, profile)
     if refusal:
-        return RepairPlan("revert", "refused", refusal)
+        return RepairPlan("revert", "refused", refusal, refusal="deny-blocks-vendor")
 
     base_policy = parse_policy(baseline)
     base_assessment = assess_policy(base_policy, profile, key_arn=key_arn)
     if base_assessment.missing or base_assessment.conditional:
-        return RepairPlan("revert", "refused", "the recorded baseline policy does not itself grant the vendor access.")
+        return RepairPlan(
+            "revert",
+            "refused",
+            "the recorded baseline policy does not itself grant the vendor access.",
+            refusal="baseline-bad",
+        )
     if len(baseline.encode("utf-8")) > MAX_POLICY_BYTES:
-        return RepairPlan("revert", "refused", f"the recorded baseline is over {MAX_POLICY_BYTES} bytes.")
+        return RepairPlan(
+            "revert", "refused", f"the recorded baseline is over {MAX_POLICY_BYTES} bytes.", refusal="too-large"
+        )
 
     current_raw = _raw_statements(policy_text)
     base_raw = [_canonical(s) for s in _raw_statements(baseline)]
     for statement, raw in zip(policy.statements, current_raw, strict=True):
         if statement.effect == "Deny" and _canonical(raw) not in base_raw:
-            return RepairPlan("revert", "refused", f"{_DENY_CHANGE} {statement.label}.")
+            return RepairPlan(
+                "revert",
+                "refused",
+                f"reverting would remove or change Deny statement {statement.label}.",
+                refusal="deny-would-change",
+            )
 
     gone = [s.label for s, raw in zip(policy.statements, current_raw, strict=True) if _canonical(raw) not in base_raw]
     current_set = {_canonical(r) for r in current_raw}
@@ -198,14 +214,20 @@ def _deny_refusal(assessment: PolicyAssessment, profile: VendorProfile) -> str |
 
 def _check(
     spans: _StatementSpans, new_text: str, profile: VendorProfile, key_arn: str | None, replaced: int | None
-) -> str | None:
+) -> tuple[Refusal, str] | None:
     """Refuse a plan that is too large, does not grant the vendor everything, or touches another statement."""
     size = len(new_text.encode("utf-8"))
     if size > MAX_POLICY_BYTES:
-        return f"the repaired policy would be {size} bytes, over the {MAX_POLICY_BYTES}-byte key policy limit."
+        return (
+            "too-large",
+            f"the repaired policy would be {size} bytes, over the {MAX_POLICY_BYTES}-byte key policy limit.",
+        )
     result = assess_policy(parse_policy(new_text), profile, key_arn=key_arn)
     if result.missing or result.conditional:
-        return f"the repaired policy would still not grant {', '.join(result.missing + result.conditional)}."
+        return (
+            "check-failed",
+            f"the repaired policy would still not grant {', '.join(result.missing + result.conditional)}.",
+        )
     before = spans.item_texts()
     after = _StatementSpans.locate(new_text).item_texts()
     if replaced is None:
@@ -214,7 +236,9 @@ def _check(
         unchanged = len(after) == len(before) and all(
             a == b for i, (a, b) in enumerate(zip(after, before, strict=True)) if i != replaced
         )
-    return None if unchanged else "internal check failed: the repair would change another statement; nothing written."
+    if unchanged:
+        return None
+    return "check-failed", "internal check failed: the repair would change another statement; nothing written."
 
 
 def _canonical(raw: Any) -> str:

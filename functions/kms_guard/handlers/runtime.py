@@ -62,7 +62,10 @@ def record(result: Result) -> dict[str, Any]:
             "verdict": report.verdict if report else None,
             "codes": sorted({f.code.value for f in report.findings}) if report else [],
             "alerts": [a.subject for a in result.alerts],
-            "remediation": [o.to_dict() | {"planned_policy": None} for o in result.remediation],
+            # one log line, not a policy dump: a dry run's planned policy stays in the result, out of the log
+            "remediation": [
+                {k: v for k, v in o.to_dict().items() if k != "planned_policy"} for o in result.remediation
+            ],
         },
     )
     return summary
