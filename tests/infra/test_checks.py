@@ -18,17 +18,11 @@ from tests.infra.conftest import BASE
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_cdk_nag_passes_on_every_configuration(off, on):
-    # The fixtures synthesized with the AwsSolutions plugin: an unacknowledged finding would have raised.
-    for built in (off, on):
-        report = Path(built["assembly"].directory) / "validation-report.json"
-        if report.exists():
-            violations = [v for p in json.loads(report.read_text())["pluginReports"] for v in p["violations"]]
-            assert violations == []
-
-
 def test_cdk_nag_is_really_checking(tmp_path):
-    """A wildcard IAM statement nobody acknowledged must fail synth."""
+    """A wildcard IAM statement nobody acknowledged must fail synth.
+
+    That every real configuration passes AwsSolutions is shown by the `off` and `on` fixtures: they synthesize with the
+    plugin, and an unacknowledged finding makes synth raise."""
     app, home, _ = build_app(config_from_context(BASE))
     home.event_function.role.add_to_policy(iam.PolicyStatement(actions=["kms:*"], resources=["*"]))
     with pytest.raises(Exception, match=r"AwsSolutions-IAM5\[Action::kms:\*\]"):
