@@ -6,9 +6,6 @@ IAM comes from declarations next to the adapters (`kms_guard.aws.*`), event patt
 
 from __future__ import annotations
 
-import functools
-import shutil
-import tempfile
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -32,9 +29,8 @@ from kms_guard.core.events import API_CALL, API_EVENTS, KMS_EVENTS, SERVICE_EVEN
 
 from infra.config import GuardConfig
 
-PACKAGE_DIR = Path(__file__).resolve().parent.parent / "functions" / "kms_guard"
-CLI_ONLY_MODULES = frozenset({"cli.py", "demo.py"})
-"""Modules the Lambda never imports: kept out of the function asset."""
+FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
+BYTECODE = ("**/__pycache__", "**/*.pyc", "**/*.pyo")
 
 POWERTOOLS_LAYER_VERSION = 38
 """The AWS-published Powertools for AWS Lambda (Python) v3 layer version, pinned here and only here."""
@@ -71,19 +67,11 @@ def event_patterns() -> dict[str, events.EventPattern]:
     }
 
 
-@functools.cache
-def runtime_asset_dir() -> str:
-    """A copy of the package with only its runtime modules: no CLI or demo code, no caches (boto3 and Powertools
-    come from the Lambda runtime and the Powertools layer)."""
-    staging = Path(tempfile.mkdtemp(prefix="kms-guard-asset-")) / "kms_guard"
-    shutil.copytree(
-        PACKAGE_DIR,
-        staging,
-        ignore=lambda directory, names: [
-            n for n in names if n in CLI_ONLY_MODULES or n == "__pycache__" or n.endswith((".pyc", ".pyo"))
-        ],
-    )
-    return str(staging.parent)
+def function_code() -> lambda_.Code:
+    """The Lambda asset: `functions/` as it stands, which holds only the `kms_guard` package (the CLI and the demo live
+    in `cli/`). Bytecode caches a local test run leaves behind are not code and stay out; nothing is staged or copied,
+    so a synth leaves no temporary directory behind. boto3 and Powertools come from the runtime and the layer."""
+    return lambda_.Code.from_asset(str(FUNCTIONS_DIR), exclude=list(BYTECODE))
 
 
 def acknowledge(construct: Construct, rule: str, reason: str) -> None:

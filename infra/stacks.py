@@ -8,7 +8,6 @@ from aws_cdk import CfnOutput, Duration, Fn, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
-from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from infra.config import GuardConfig
@@ -21,8 +20,8 @@ from infra.constructs import (
     alarm_on,
     dlq_alarm,
     encrypted_queue,
+    function_code,
     powertools_layer,
-    runtime_asset_dir,
 )
 
 EVENT_HANDLER = "kms_guard.handlers.kms_event.handler"
@@ -38,7 +37,7 @@ class GuardStack(Stack):
         self.state = StateTable(self, "State")
         environment = config.environment(self.alerts.topic.topic_arn, self.state.table.table_name)
         layer = powertools_layer(self, config.home_region)
-        code = lambda_.Code.from_asset(runtime_asset_dir())
+        code = function_code()
 
         def guard_function(construct_id: str, handler: str, description: str) -> GuardFunction:
             return GuardFunction(

@@ -58,7 +58,7 @@ def world(server, tmp_path):
 
     def run(*argv, stdin=None):
         return subprocess.run(
-            [sys.executable, "-m", "kms_guard.cli", *argv],
+            [sys.executable, "-m", "kms_guard_cli.main", *argv],
             capture_output=True,
             text=True,
             env=env,

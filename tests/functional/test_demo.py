@@ -6,13 +6,13 @@ import json
 import subprocess
 import sys
 
-from kms_guard import demo
-from kms_guard.cli import run
+from kms_guard_cli import demo
+from kms_guard_cli.main import run
 
 
 def test_demo_runs_the_whole_story_in_a_fresh_process():
     result = subprocess.run(
-        [sys.executable, "-m", "kms_guard.cli", "demo", "--output", "json"],
+        [sys.executable, "-m", "kms_guard_cli.main", "demo", "--output", "json"],
         capture_output=True,
         text=True,
         timeout=120,

@@ -6,13 +6,14 @@ import json
 import zipfile
 from pathlib import Path
 
+import aws_cdk as cdk
 import boto3
 import pytest
 from kms_guard.aws.kms import KEY_STATE_ACTIONS, POLICY_WRITE_ACTIONS, READ_ACTIONS
 from kms_guard.aws.state import STATE_ACTIONS
 from moto import mock_aws
 
-from infra.constructs import CLI_ONLY_MODULES, POWERTOOLS_LAYER_VERSION
+from infra.constructs import FUNCTIONS_DIR, POWERTOOLS_LAYER_VERSION
 from tests.infra.conftest import KEY_ARN, REGIONS, build
 from tests.support import EVENTS, load_event
 
@@ -161,22 +162,44 @@ def test_log_groups_have_retention(off):
     assert {g["Properties"]["RetentionInDays"] for g in groups.values()} == {365}
 
 
-def test_function_asset_holds_only_runtime_modules(off, tmp_path):
+def test_function_asset_is_the_functions_folder_as_it_stands(off, tmp_path):
+    """The asset holds exactly the source files under functions/ (the kms_guard package): no CLI, no demo, no caches."""
     assembly = off["assembly"]
     stack = assembly.get_stack_by_name("KmsGuard")
     asset_dirs = {Path(assembly.directory) / a["path"] for a in _file_assets(stack)}
     [asset] = [d for d in asset_dirs if (d / "kms_guard").exists()]
     files = sorted(str(p.relative_to(asset)) for p in asset.rglob("*") if p.is_file())
+    source = sorted(
+        str(p.relative_to(FUNCTIONS_DIR))
+        for p in FUNCTIONS_DIR.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix not in (".pyc", ".pyo")
+    )
+    assert files == source
     assert "kms_guard/handlers/kms_event.py" in files
     assert "kms_guard/data/kms_actions.json" in files
-    assert not [f for f in files if Path(f).name in CLI_ONLY_MODULES]
+    assert {f.split("/")[0] for f in files} == {"kms_guard"}
     assert not [f for f in files if "__pycache__" in f or f.endswith(".pyc")]
-    assert not [f for f in files if f.startswith(("tests", "infra", "bench"))]
     zipped = tmp_path / "asset.zip"
     with zipfile.ZipFile(zipped, "w", zipfile.ZIP_DEFLATED) as archive:
         for f in files:
             archive.write(asset / f, f)
     assert zipped.stat().st_size < 200 * 1024
+
+
+def test_a_synth_leaves_no_temporary_directory_behind(tmp_path, monkeypatch):
+    """The asset is a folder as it stands: building the app stages nothing in the temporary directory."""
+    import tempfile
+
+    from infra.app import build_app
+    from infra.config import config_from_context
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
+    config = config_from_context({"keyArn": KEY_ARN, "regions": ["us-west-2", "us-east-1"]})
+    app, _, _ = build_app(config, cdk.App(outdir=str(tmp_path / "out")))
+    app.synth()
+    assert tempfile.gettempdir() == str(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
 def _file_assets(stack):
@@ -185,13 +208,9 @@ def _file_assets(stack):
 
 
 def test_lambda_modules_never_import_cli_or_demo_code():
-    package = Path(__file__).resolve().parents[2] / "functions" / "kms_guard"
-    for module in package.rglob("*.py"):
-        if module.name in CLI_ONLY_MODULES:
-            continue
+    for module in (FUNCTIONS_DIR / "kms_guard").rglob("*.py"):
         text = module.read_text()
-        assert "kms_guard.cli" not in text, module
-        assert "kms_guard.demo" not in text, module
+        assert "kms_guard_cli" not in text, module
         assert "import moto" not in text, module
         assert "from moto" not in text, module
 
@@ -396,7 +415,7 @@ def test_events_patterns_fixture_files_exist():
 
 @pytest.mark.parametrize(("remediation", "restore"), [("off", False), ("restore-statement", False), ("revert", True)])
 def test_key_policy_statement_for_the_guard_matches_what_the_cdk_grants(remediation, restore):
-    from kms_guard.cli import guard_role_statement
+    from kms_guard_cli.main import guard_role_statement
 
     from infra.config import config_from_context
     from infra.constructs import kms_actions

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from kms_guard.cli import run
+from kms_guard_cli.main import run
 
 from tests.support import POLICIES, admin_statement, policy_text, rockset_statement
 
@@ -158,7 +158,7 @@ def test_statement_text_is_valid_json_after_the_comment():
 
 def test_console_script_reads_stdin_and_never_shows_a_traceback():
     good = subprocess.run(
-        [sys.executable, "-m", "kms_guard.cli", "check-policy", "-"],
+        [sys.executable, "-m", "kms_guard_cli.main", "check-policy", "-"],
         input=policy_text(rockset_statement()),
         capture_output=True,
         text=True,
@@ -167,7 +167,7 @@ def test_console_script_reads_stdin_and_never_shows_a_traceback():
     assert good.returncode == 0, good.stderr
     assert good.stdout.startswith("COMPLIANT")
     bad = subprocess.run(
-        [sys.executable, "-m", "kms_guard.cli", "check-policy", "-"],
+        [sys.executable, "-m", "kms_guard_cli.main", "check-policy", "-"],
         input="",
         capture_output=True,
         text=True,

@@ -6,9 +6,9 @@ import ast
 import re
 from pathlib import Path
 
-from kms_guard.cli import build_parser
 from kms_guard.core.findings import Code
 from kms_guard.settings import ENV_NAMES
+from kms_guard_cli.main import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()

@@ -297,7 +297,7 @@ def cmd_handle_event(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from kms_guard.demo import DemoError, run_demo
+    from kms_guard_cli.demo import DemoError, run_demo
 
     try:
         summary = run_demo(out if args.output == "text" else None)
