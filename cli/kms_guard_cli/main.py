@@ -13,13 +13,13 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TextIO
 
-from kms_guard.aws.notify import CollectingNotifier
 from kms_guard.core.arns import ArnError, KeyArn
 from kms_guard.core.compliance import PolicyAssessment, assess_policy
 from kms_guard.core.findings import Finding, KeyReport, Verdict, verdict_of
 from kms_guard.core.policy import MAX_POLICY_BYTES, PolicyError, parse_policy
 from kms_guard.core.repair import guard_statement, plan_repair
 from kms_guard.core.vendor import ACCOUNT_ID, ROCKSET, VendorProfile
+from kms_guard.memory import CollectingNotifier
 from kms_guard.settings import Settings, SettingsError, build_settings
 from kms_guard.wiring import wire
 

@@ -22,9 +22,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from kms_guard.aws.notify import Notifier
-from kms_guard.aws.state import KeyRecord, StateStore
-from kms_guard.core.alerts import Alert, AlertKind, fingerprint, region_fingerprint, render_alert
+from kms_guard.core.alerts import Alert, Reported, decide_alerts, fingerprint, region_fingerprint, render_alert
 from kms_guard.core.compliance import RegionObservation, assess_key, assess_region
 from kms_guard.core.events import Ignored, KeyEvent, parse_event, scheduled_event
 from kms_guard.core.findings import Code, KeyReport, RegionReport
@@ -35,20 +33,74 @@ OWN_USER_AGENT = "kms-guard/"
 VERIFY_ATTEMPTS = 6
 VERIFY_FIRST_DELAY = 0.5
 
+# --- the ports: what the use case needs, implemented by the adapters (kms_guard.aws, kms_guard.memory) ----------
+
+EVENT_LEASE_SECONDS = 180
+"""How long a claim makes further deliveries duplicates: longer than the function's 2-minute timeout, shorter than
+Lambda's second asynchronous retry, so a retry after a crash is not mistaken for a duplicate."""
+WRITE_WINDOW_SECONDS = 3600
+"""The window of the write rate limit (at most N writes per key per Region per hour)."""
+
 
 class KeyReader(Protocol):
+    """Reads the key; never raises: a Region that cannot be read is an observation with `error` (POLICY_UNREADABLE)."""
+
     def read(self, region: str, key_arn: str) -> RegionObservation: ...
     def read_all(self, key_arns: dict[str, str]) -> list[RegionObservation]: ...
 
 
+class WriteFailed(Exception):
+    """A write the key writer could not make; the message is AWS's reason in one line."""
+
+
 class KeyWriter(Protocol):
+    """Writes to the key; raises WriteFailed. Never bypasses the policy lockout safety check."""
+
     def put_key_policy(self, region: str, key_arn: str, policy: str) -> None: ...
     def enable_key(self, region: str, key_arn: str) -> None: ...
     def cancel_key_deletion(self, region: str, key_arn: str) -> None: ...
 
 
-class Kms(KeyReader, KeyWriter, Protocol):
-    pass
+@dataclass
+class KeyRecord:
+    fingerprint: str | None = None
+    """Fingerprint of the findings last reported; None when nothing was ever reported."""
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    alerted_at: float | None = None
+    baselines: dict[str, str] = field(default_factory=dict)
+    holds: dict[str, str] = field(default_factory=dict)
+    """Region -> fingerprint of its findings when a trusted principal (or the guard) made them: do not repair."""
+
+
+class StateStore(Protocol):
+    """The guard's memory of one key. `claim_event` is a lease of EVENT_LEASE_SECONDS (False: a duplicate delivery);
+    `take_write_slot` is False once `limit` writes were taken in the last WRITE_WINDOW_SECONDS."""
+
+    def claim_event(self, event_id: str, now: float) -> bool: ...
+    def release_event(self, event_id: str) -> None: ...
+    def load(self) -> KeyRecord: ...
+    def save_report(self, fingerprint: str, findings: list[dict[str, Any]], alerted_at: float | None) -> None: ...
+    def save_baseline(self, region: str, policy: str, now: float) -> None: ...
+    def set_hold(self, region: str, fingerprint: str | None) -> None: ...
+    def take_write_slot(self, region: str, now: float, limit: int) -> bool: ...
+    def log_remediation(self, region: str, now: float, entry: dict[str, Any]) -> None: ...
+
+
+class Notifier(Protocol):
+    def publish(self, alert: Alert) -> None: ...
+
+
+class Identity(Protocol):
+    """Who the guard runs as: its own principal ARNs (empty when unknown; never raises)."""
+
+    def own_principals(self) -> frozenset[str]: ...
+
+
+class NoIdentity:
+    """The guard's identity unknown: its own writes are still recognised by their user agent."""
+
+    def own_principals(self) -> frozenset[str]:
+        return frozenset()
 
 
 @dataclass
@@ -81,20 +133,22 @@ class Guard:
     def __init__(
         self,
         settings: Settings,
-        kms: Kms,
+        reader: KeyReader,
+        writer: KeyWriter,
         state: StateStore,
         notifier: Notifier,
         *,
-        own_principals: Callable[[], frozenset[str]] = frozenset,
+        identity: Identity | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         verify_attempts: int = VERIFY_ATTEMPTS,
     ) -> None:
         self.settings = settings
-        self._kms = kms
+        self._reader = reader
+        self._writer = writer
         self._state = state
         self._notifier = notifier
-        self._own_principals = own_principals
+        self._identity = identity or NoIdentity()
         self._clock = clock
         self._sleep = sleep
         self._verify_attempts = verify_attempts
@@ -134,7 +188,7 @@ class Guard:
 
     def _read(self) -> KeyReport:
         arns = {region: self.settings.region_key_arn(region) for region in self.settings.regions}
-        return assess_key(self.settings.key_arn, self._kms.read_all(arns), self.settings.vendor)
+        return assess_key(self.settings.key_arn, self._reader.read_all(arns), self.settings.vendor)
 
     def _evaluate(self, event: KeyEvent, reading: Future[KeyReport] | None = None) -> Result:
         if reading is None:
@@ -165,7 +219,7 @@ class Guard:
             return None
         if actor.user_agent and OWN_USER_AGENT in actor.user_agent:
             return "the change was made by the guard itself"
-        if actor.principal_arn and actor.principal_arn in self._own_principals():
+        if actor.principal_arn and actor.principal_arn in self._identity.own_principals():
             return "the change was made by the guard's own role"
         trusted = set(self.settings.trusted_principals)
         for arn in (actor.principal_arn, actor.arn):
@@ -247,11 +301,11 @@ class Guard:
         try:
             for write in plan.writes:
                 if write.kind == "put-key-policy" and write.policy is not None:
-                    self._kms.put_key_policy(region, plan.key_arn, write.policy)
+                    self._writer.put_key_policy(region, plan.key_arn, write.policy)
                 elif write.kind == "cancel-key-deletion":
-                    self._kms.cancel_key_deletion(region, plan.key_arn)
+                    self._writer.cancel_key_deletion(region, plan.key_arn)
                 elif write.kind == "enable-key":
-                    self._kms.enable_key(region, plan.key_arn)
+                    self._writer.enable_key(region, plan.key_arn)
                 done.append(write.kind)
         except Exception as exc:
             outcome = Outcome(region, "failed", f"{description}; failed at {write.kind}: {_error_text(exc)}", done)
@@ -276,7 +330,7 @@ class Guard:
             if attempt:
                 self._sleep(delay)
                 delay *= 2
-            report = assess_region(self._kms.read(plan.region, plan.key_arn), self.settings.vendor)
+            report = assess_region(self._reader.read(plan.region, plan.key_arn), self.settings.vendor)
             if not any(f.code in targeted for f in report.findings):
                 return report, True
         return report, False
@@ -298,38 +352,32 @@ class Guard:
 
     def _alerts(
         self,
-        initial: KeyReport,
+        found: KeyReport,
         final: KeyReport,
         record: KeyRecord,
         event: KeyEvent,
         outcomes: list[Outcome],
         now: float,
     ) -> list[Alert]:
-        vendor = self.settings.vendor
-        before = record.fingerprint or "compliant"
-        previous_codes = sorted({str(f.get("code")) for f in record.findings})
-        first_fp, final_fp = fingerprint(initial.findings), fingerprint(final.findings)
-        suspended = any(o.status == "suspended" for o in outcomes)
-        alerts: list[Alert] = []
-
-        def alert(kind: AlertKind, report: KeyReport, codes: list[str]) -> Alert:
-            return render_alert(kind, report, vendor, event=event, outcomes=outcomes, previous_codes=codes)
-
-        if first_fp != before:
-            kind: AlertKind = (
-                "problem" if before == "compliant" else ("resolved" if first_fp == "compliant" else "changed")
+        reported = Reported(
+            record.fingerprint or "compliant",
+            tuple(sorted({str(f.get("code")) for f in record.findings})),
+            record.alerted_at,
+        )
+        plans = decide_alerts(
+            reported,
+            found,
+            final,
+            suspended=any(o.status == "suspended" for o in outcomes),
+            now=now,
+            reminder_seconds=self.settings.reminder_seconds,
+        )
+        return [
+            render_alert(
+                p.kind, p.report, self.settings.vendor, event=event, outcomes=outcomes, previous_codes=p.previous_codes
             )
-            if suspended:
-                kind = "suspended"
-            alerts.append(alert(kind, initial, previous_codes))
-        if final_fp != first_fp:
-            initial_codes = sorted({f.code.value for f in initial.findings})
-            alerts.append(alert("resolved" if final_fp == "compliant" else "changed", final, initial_codes))
-        elif not alerts and final_fp != "compliant" and any(f.severity == "critical" for f in final.findings):
-            last = record.alerted_at or 0.0
-            if now - last >= self.settings.reminder_seconds:
-                alerts.append(alert("reminder", final, previous_codes))
-        return alerts
+            for p in plans
+        ]
 
 
 class _Lazy:
@@ -348,8 +396,6 @@ class _Lazy:
 
 
 def _error_text(exc: Exception) -> str:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        error = response.get("Error", {})
-        return f"{error.get('Code', type(exc).__name__)}: {str(error.get('Message', ''))[:300]}"
-    return f"{type(exc).__name__}: {str(exc)[:300]}"
+    if isinstance(exc, WriteFailed):
+        return str(exc)
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"

@@ -10,8 +10,9 @@ import json
 import threading
 
 import pytest
-from kms_guard.aws.state import EVENT_LEASE_SECONDS, DynamoState
+from kms_guard.aws.state import DynamoState
 from kms_guard.core.compliance import RegionObservation
+from kms_guard.guard import EVENT_LEASE_SECONDS
 
 from tests.functional.conftest import HOME, REPLICA
 from tests.functional.test_scenarios import NO_DECRYPT, break_policy
@@ -116,8 +117,8 @@ class StaleReads:
 def test_stale_read_back_after_a_write_is_retried_until_it_holds(account):
     break_policy(account)
     guard = account.guard(remediation="restore-statement")
-    stale = StaleReads(guard._kms, stale=2)
-    guard._kms = stale
+    stale = StaleReads(guard._reader, stale=2)
+    guard._reader = guard._writer = stale
     sleeps = []
     guard._sleep = sleeps.append
     result = guard.handle(account.event("put-key-policy-removes-decrypt"))
@@ -129,7 +130,7 @@ def test_stale_read_back_after_a_write_is_retried_until_it_holds(account):
 def test_read_back_that_never_holds_is_reported_as_not_verified(account):
     break_policy(account)
     guard = account.guard(remediation="restore-statement", verify_attempts=3)
-    guard._kms = StaleReads(guard._kms, stale=100)
+    guard._reader = guard._writer = StaleReads(guard._reader, stale=100)
     result = guard.handle(account.event("put-key-policy-removes-decrypt"))
     assert result.remediation[0].verified is False
     assert result.report.verdict == "non-compliant"
@@ -195,7 +196,7 @@ def test_two_concurrent_invocations_for_one_change_do_one_repair(account):
 
 
 def test_write_slots_are_not_oversold_under_contention(account):
-    state = DynamoState(account.guard()._kms._clients, account.table, "us-west-2", account.key_id)
+    state = DynamoState(account.guard()._reader._clients, account.table, "us-west-2", account.key_id)
     granted = []
 
     def take():

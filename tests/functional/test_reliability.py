@@ -206,7 +206,7 @@ class Planted:
 @pytest.mark.parametrize("name", MALFORMED_POLICIES)
 def test_malformed_live_policy_is_unreadable_never_compliant_and_never_written(account, name):
     guard = account.guard(remediation="restore-statement")
-    guard._kms = Planted(guard._kms, policy=MALFORMED_POLICIES[name])
+    guard._reader = guard._writer = Planted(guard._reader, policy=MALFORMED_POLICIES[name])
     result = guard.handle(account.event("put-key-policy-removes-decrypt"))
     region = result.report.region(REPLICA)
     assert region.verdict == "non-compliant"
@@ -239,7 +239,7 @@ KEY_STATES = {
 def test_odd_key_states_are_reported_and_never_written(account, name):
     metadata, codes = KEY_STATES[name]
     guard = account.guard(remediation="restore-statement", restore_key_state=name == "PendingReplicaDeletion")
-    guard._kms = Planted(guard._kms, metadata=metadata)
+    guard._reader = guard._writer = Planted(guard._reader, metadata=metadata)
     result = guard.handle(account.event("scheduled-check"))
     region = result.report.region(REPLICA)
     assert sorted(f.code.value for f in region.findings) == codes

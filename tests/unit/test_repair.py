@@ -254,3 +254,14 @@ def test_refusals_carry_a_reason_callers_act_on_not_just_words():
     blocking = {"Sid": "B", "Effect": "Deny", "Principal": "*", "Action": "kms:Decrypt", "Resource": "*"}
     assert plan_restore_statement(policy_text(admin_statement(), blocking), ROCKSET).refusal == "deny-blocks-vendor"
     assert plan_repair("revert", policy_text(admin_statement()), ROCKSET, baseline=BASELINE).refusal is None
+
+
+def test_revert_without_a_baseline_keeps_the_refusal_reason_when_a_deny_blocks_the_vendor():
+    """The fallback from revert to restore-statement must not drop why the repair was refused."""
+    deny = {"Sid": "Block", "Effect": "Deny", "Principal": "*", "Action": "kms:Decrypt", "Resource": "*"}
+    plan = plan_repair("revert", policy_text(admin_statement(), deny), ROCKSET, baseline=None)
+    assert plan.status == "refused"
+    assert plan.refusal == "deny-blocks-vendor"
+    assert plan.policy is None
+    assert "no compliant policy has been recorded" in plan.description
+    assert "Block" in plan.description

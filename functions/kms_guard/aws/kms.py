@@ -12,20 +12,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from kms_guard.aws.clients import ClientFactory
+from kms_guard.aws.errors import NOT_FOUND, error_code, error_text
 from kms_guard.core.compliance import RegionObservation
+from kms_guard.guard import WriteFailed
 
 READ_ACTIONS = ("kms:DescribeKey", "kms:GetKeyPolicy")
 POLICY_WRITE_ACTIONS = ("kms:PutKeyPolicy",)
 KEY_STATE_ACTIONS = ("kms:EnableKey", "kms:CancelKeyDeletion")
-
-
-def _error(exc: Exception) -> tuple[str, str]:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        error = response.get("Error", {})
-        code = str(error.get("Code", type(exc).__name__))
-        return code, f"{code}: {str(error.get('Message', ''))[:200]}".rstrip(": ")
-    return type(exc).__name__, f"{type(exc).__name__}: {str(exc)[:200]}"
 
 
 class KmsGateway:
@@ -42,14 +35,13 @@ class KmsGateway:
         try:
             metadata = kms.describe_key(KeyId=key_arn)["KeyMetadata"]
         except Exception as exc:
-            code, message = _error(exc)
-            if code == "NotFoundException":
+            if error_code(exc) == NOT_FOUND:
                 return RegionObservation(region, key_arn, not_found=True)
-            return RegionObservation(region, key_arn, error=message)
+            return RegionObservation(region, key_arn, error=error_text(exc))
         try:
             policy = kms.get_key_policy(KeyId=key_arn, PolicyName="default")["Policy"]
         except Exception as exc:
-            return RegionObservation(region, key_arn, metadata, error=_error(exc)[1])
+            return RegionObservation(region, key_arn, metadata, error=error_text(exc))
         if not isinstance(policy, str):
             return RegionObservation(region, key_arn, metadata, error="GetKeyPolicy returned no policy text")
         return RegionObservation(region, key_arn, metadata, policy)
@@ -65,18 +57,28 @@ class KmsGateway:
             futures = [pool.submit(self.read, region, arn) for region, arn in key_arns.items()]
             return [f.result() for f in futures]
 
+    # Writes raise WriteFailed with AWS's reason: the use case reports it without knowing botocore.
     def put_key_policy(self, region: str, key_arn: str, policy: str) -> None:
-        self._kms(region).put_key_policy(
-            KeyId=key_arn, PolicyName="default", Policy=policy, BypassPolicyLockoutSafetyCheck=False
-        )
+        try:
+            self._kms(region).put_key_policy(
+                KeyId=key_arn, PolicyName="default", Policy=policy, BypassPolicyLockoutSafetyCheck=False
+            )
+        except Exception as exc:
+            raise WriteFailed(error_text(exc, 300)) from exc
 
     # The key state calls take the key ID: the Region-bound client already names the replica, real KMS accepts it as
     # well as the ARN, and moto's EnableKey/CancelKeyDeletion only resolve raw key IDs.
     def enable_key(self, region: str, key_arn: str) -> None:
-        self._kms(region).enable_key(KeyId=_key_id(key_arn))
+        try:
+            self._kms(region).enable_key(KeyId=_key_id(key_arn))
+        except Exception as exc:
+            raise WriteFailed(error_text(exc, 300)) from exc
 
     def cancel_key_deletion(self, region: str, key_arn: str) -> None:
-        self._kms(region).cancel_key_deletion(KeyId=_key_id(key_arn))
+        try:
+            self._kms(region).cancel_key_deletion(KeyId=_key_id(key_arn))
+        except Exception as exc:
+            raise WriteFailed(error_text(exc, 300)) from exc
 
 
 def _key_id(key_arn: str) -> str:

@@ -1,17 +1,13 @@
-"""Publishing alerts: to the SNS topic, or (CLI without a topic) to a list the caller prints."""
+"""Publishing alerts to the SNS topic, with message attributes for subscription filter policies."""
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 from kms_guard.aws.clients import ClientFactory
 from kms_guard.core.alerts import Alert
 
 PUBLISH_ACTIONS = ("sns:Publish",)
-
-
-class Notifier(Protocol):
-    def publish(self, alert: Alert) -> None: ...
 
 
 class SnsNotifier:
@@ -28,13 +24,3 @@ class SnsNotifier:
             Message=alert.body,
             MessageAttributes={k: {"DataType": "String", "StringValue": v} for k, v in alert.attributes().items()},
         )
-
-
-class CollectingNotifier:
-    """Keeps alerts in memory (the CLI prints them when no topic is configured)."""
-
-    def __init__(self) -> None:
-        self.alerts: list[Alert] = []
-
-    def publish(self, alert: Alert) -> None:
-        self.alerts.append(alert)

@@ -20,13 +20,13 @@ which is harmless: the findings' fingerprint keeps it from alerting twice. No se
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from kms_guard.aws.clients import ClientFactory
+from kms_guard.aws.errors import CONDITIONAL_CHECK_FAILED, error_code
+from kms_guard.guard import EVENT_LEASE_SECONDS, WRITE_WINDOW_SECONDS, KeyRecord
 
 STATE_ACTIONS = (
     "dynamodb:GetItem",
@@ -56,97 +56,8 @@ def create_table_request(name: str) -> dict[str, Any]:
     }
 
 
-EVENT_LEASE_SECONDS = 180
-"""How long a claim makes further deliveries duplicates: longer than the function's 2-minute timeout, shorter than
-Lambda's second asynchronous retry, so a retry after a crash is not mistaken for a duplicate."""
 EVENT_MEMORY_SECONDS = 7 * 24 * 3600
 LOG_RETENTION_SECONDS = 90 * 24 * 3600
-WRITE_WINDOW_SECONDS = 3600
-
-
-@dataclass
-class KeyRecord:
-    fingerprint: str | None = None
-    """Fingerprint of the findings last reported; None when nothing was ever reported."""
-    findings: list[dict[str, Any]] = field(default_factory=list)
-    alerted_at: float | None = None
-    baselines: dict[str, str] = field(default_factory=dict)
-    holds: dict[str, str] = field(default_factory=dict)
-    """Region -> fingerprint of its findings when a trusted principal (or the guard) made them: do not repair."""
-
-
-class StateStore(Protocol):
-    def claim_event(self, event_id: str, now: float) -> bool: ...
-    def release_event(self, event_id: str) -> None: ...
-    def load(self) -> KeyRecord: ...
-    def save_report(self, fingerprint: str, findings: list[dict[str, Any]], alerted_at: float | None) -> None: ...
-    def save_baseline(self, region: str, policy: str, now: float) -> None: ...
-    def set_hold(self, region: str, fingerprint: str | None) -> None: ...
-    def take_write_slot(self, region: str, now: float, limit: int) -> bool: ...
-    def log_remediation(self, region: str, now: float, entry: dict[str, Any]) -> None: ...
-
-
-class MemoryState:
-    """The same contract in memory: for the CLI without --state-table, and for pure tests of the use case."""
-
-    def __init__(self) -> None:
-        self.record = KeyRecord()
-        self.events: dict[str, float] = {}
-        self.writes: dict[str, list[float]] = {}
-        self.log: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
-
-    def claim_event(self, event_id: str, now: float) -> bool:
-        with self._lock:
-            lease = self.events.get(event_id)
-            if lease is not None and lease > now:
-                return False
-            self.events[event_id] = now + EVENT_LEASE_SECONDS
-            return True
-
-    def release_event(self, event_id: str) -> None:
-        with self._lock:
-            self.events.pop(event_id, None)
-
-    def load(self) -> KeyRecord:
-        with self._lock:
-            return KeyRecord(
-                self.record.fingerprint,
-                list(self.record.findings),
-                self.record.alerted_at,
-                dict(self.record.baselines),
-                dict(self.record.holds),
-            )
-
-    def save_report(self, fingerprint: str, findings: list[dict[str, Any]], alerted_at: float | None) -> None:
-        with self._lock:
-            self.record.fingerprint, self.record.findings = fingerprint, list(findings)
-            if alerted_at is not None:
-                self.record.alerted_at = alerted_at
-
-    def save_baseline(self, region: str, policy: str, now: float) -> None:
-        with self._lock:
-            self.record.baselines[region] = policy
-
-    def set_hold(self, region: str, fingerprint: str | None) -> None:
-        with self._lock:
-            if fingerprint is None:
-                self.record.holds.pop(region, None)
-            else:
-                self.record.holds[region] = fingerprint
-
-    def take_write_slot(self, region: str, now: float, limit: int) -> bool:
-        with self._lock:
-            recent = [t for t in self.writes.get(region, []) if t > now - WRITE_WINDOW_SECONDS]
-            if len(recent) >= limit:
-                self.writes[region] = recent
-                return False
-            self.writes[region] = [*recent, now]
-            return True
-
-    def log_remediation(self, region: str, now: float, entry: dict[str, Any]) -> None:
-        with self._lock:
-            self.log.append({"region": region, "at": now, **entry})
 
 
 class DynamoState:
@@ -164,8 +75,7 @@ class DynamoState:
         return {"pk": {"S": self._pk}, "sk": {"S": sk}}
 
     def _conditional_failed(self, exc: Exception) -> bool:
-        response = getattr(exc, "response", None)
-        return isinstance(response, dict) and response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+        return error_code(exc) == CONDITIONAL_CHECK_FAILED
 
     # --- event dedupe --------------------------------------------------------------------------------------------
 

@@ -275,3 +275,67 @@ def render_alert(
         key_id=key_id,
         event_name=event_name or "none",
     )
+
+
+# --- when to alert (pure) ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reported:
+    """What the guard last told the security team about the key (from its state)."""
+
+    fingerprint: str = "compliant"
+    codes: tuple[str, ...] = ()
+    alerted_at: float | None = None
+
+
+@dataclass(frozen=True)
+class AlertPlan:
+    """One alert to send: its kind, the report it is about, and the codes it replaces (for "Before: ...")."""
+
+    kind: AlertKind
+    report: KeyReport
+    previous_codes: tuple[str, ...]
+
+
+def decide_alerts(
+    reported: Reported,
+    found: KeyReport,
+    final: KeyReport,
+    *,
+    suspended: bool,
+    now: float,
+    reminder_seconds: float,
+) -> list[AlertPlan]:
+    """The alerts for one evaluation: `found` is the key as read, `final` the key after any repair.
+
+    - The findings as found differ from what was last reported: `problem` (was compliant), `resolved` (is compliant
+      now), else `changed`; `suspended` instead when remediation hit its rate limit (a tug of war needs a person).
+    - A repair changed the findings: a second alert about the result (`resolved`, or `changed` if some remain).
+    - Nothing changed, but a critical problem lasts: a `reminder` once `reminder_seconds` have passed since the last
+      alert (a problem never alerted about counts as alerted at time 0).
+    Nothing otherwise: the guard is quiet when nothing changed.
+    """
+    found_fp, final_fp = fingerprint(found.findings), fingerprint(final.findings)
+    plans: list[AlertPlan] = []
+    if found_fp != reported.fingerprint:
+        kind: AlertKind
+        if suspended:
+            kind = "suspended"
+        elif reported.fingerprint == "compliant":
+            kind = "problem"
+        elif found_fp == "compliant":
+            kind = "resolved"
+        else:
+            kind = "changed"
+        plans.append(AlertPlan(kind, found, reported.codes))
+    if final_fp != found_fp:
+        found_codes = tuple(sorted({f.code.value for f in found.findings}))
+        plans.append(AlertPlan("resolved" if final_fp == "compliant" else "changed", final, found_codes))
+    elif (
+        not plans
+        and any(f.severity == "critical" for f in final.findings)
+        and now - (reported.alerted_at or 0.0) >= reminder_seconds
+    ):
+        plans.append(AlertPlan("reminder", final, reported.codes))
+    return plans

@@ -82,12 +82,14 @@ def plan_repair(
 
 
 def _fallback(plan: RepairPlan, why: str) -> RepairPlan:
+    """`revert` could not be used: the restore-statement plan, saying why, with its refusal reason kept."""
     return RepairPlan(
         "revert",
         plan.status,
         f"{why}; fell back to restore-statement: {plan.description}",
         plan.policy,
         plan.added_actions,
+        plan.refusal,
     )
 
 
