@@ -1,0 +1,564 @@
+"""The use case with in-memory fakes: every branch of the repair gate and of the alert decision, no moto.
+
+The fakes implement the Guard's ports (guard.py): `FakeKeys` is the key in each Region (reader and writer, with
+KMS's eventual consistency when asked for), `MemoryState` and `CollectingNotifier` are the in-memory adapters the CLI
+uses, `FixedIdentity` is who the guard runs as. What runs is the real Guard, the real evaluation and repair planner.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from kms_guard.core.alerts import Reported, decide_alerts
+from kms_guard.core.compliance import RegionObservation, assess_key
+from kms_guard.core.vendor import ROCKSET
+from kms_guard.guard import Guard, WriteFailed
+from kms_guard.memory import CollectingNotifier, MemoryState
+from kms_guard.settings import build_settings
+
+from tests.support import admin_statement, load_event, policy_text, rockset_statement
+
+KEY_ID = "mrk-1234abcd12ab34cd56ef1234567890ab"
+HOME, REPLICA = "us-west-2", "us-east-1"
+KEY_ARN = f"arn:aws:kms:{HOME}:111122223333:key/{KEY_ID}"
+GOOD = policy_text(admin_statement(), rockset_statement())
+NO_DECRYPT = policy_text(
+    admin_statement(), rockset_statement(actions=["kms:Encrypt", "kms:GenerateDataKey*", "kms:DescribeKey"])
+)
+BLOCKING_DENY = policy_text(
+    admin_statement(),
+    rockset_statement(),
+    {"Sid": "NoDecrypt", "Effect": "Deny", "Principal": "*", "Action": ["kms:Decrypt"], "Resource": "*"},
+)
+GUARD_ROLE = "arn:aws:iam::111122223333:role/kms-guard-fn"
+ADMIN_ROLE = "arn:aws:iam::111122223333:role/PlatformAdmin"
+
+
+def arn_in(region: str) -> str:
+    return KEY_ARN.replace(f":{HOME}:", f":{region}:")
+
+
+@dataclass
+class Replica:
+    policy: str = GOOD
+    state: str = "Enabled"
+    exists: bool = True
+    error: str | None = None
+
+
+@dataclass
+class FakeKeys:
+    """The key in each Region, as KMS keeps it. Implements KeyReader and KeyWriter."""
+
+    regions: dict[str, Replica] = field(default_factory=lambda: {HOME: Replica(), REPLICA: Replica()})
+    stale_reads: int = 0
+    """After a policy write, this many reads still return the old policy (KMS is eventually consistent)."""
+    fail_writes: str | None = None
+    writes: list[tuple[str, str, str | None]] = field(default_factory=list)
+    reads: int = 0
+    _stale: dict[str, tuple[str, int]] = field(default_factory=dict)
+
+    def read(self, region: str, key_arn: str) -> RegionObservation:
+        self.reads += 1
+        replica = self.regions[region]
+        if not replica.exists:
+            return RegionObservation(region, key_arn, not_found=True)
+        if replica.error:
+            return RegionObservation(region, key_arn, error=replica.error)
+        metadata = {
+            "KeyId": KEY_ID,
+            "Arn": key_arn,
+            "KeyState": replica.state,
+            "MultiRegion": True,
+            "KeySpec": "SYMMETRIC_DEFAULT",
+            "KeyUsage": "ENCRYPT_DECRYPT",
+        }
+        policy = replica.policy
+        if region in self._stale:
+            old, left = self._stale[region]
+            if left > 0:
+                self._stale[region] = (old, left - 1)
+                policy = old
+        return RegionObservation(region, key_arn, metadata, policy)
+
+    def read_all(self, key_arns: dict[str, str]) -> list[RegionObservation]:
+        return [self.read(region, arn) for region, arn in key_arns.items()]
+
+    def _write(self, kind: str, region: str, policy: str | None = None) -> None:
+        if self.fail_writes:
+            raise WriteFailed(self.fail_writes)
+        self.writes.append((kind, region, policy))
+
+    def put_key_policy(self, region: str, key_arn: str, policy: str) -> None:
+        self._write("put-key-policy", region, policy)
+        if self.stale_reads:
+            self._stale[region] = (self.regions[region].policy, self.stale_reads)
+        self.regions[region].policy = policy
+
+    def enable_key(self, region: str, key_arn: str) -> None:
+        self._write("enable-key", region)
+        self.regions[region].state = "Enabled"
+
+    def cancel_key_deletion(self, region: str, key_arn: str) -> None:
+        self._write("cancel-key-deletion", region)
+        self.regions[region].state = "Disabled"  # as KMS does: still disabled after the cancellation
+
+
+@dataclass
+class FixedIdentity:
+    principals: frozenset[str] = frozenset({GUARD_ROLE})
+    asked: int = 0
+
+    def own_principals(self) -> frozenset[str]:
+        self.asked += 1
+        return self.principals
+
+
+@dataclass
+class Clock:
+    now: float = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class World:
+    keys: FakeKeys
+    state: MemoryState
+    notifier: CollectingNotifier
+    identity: FixedIdentity
+    clock: Clock
+    sleeps: list[float]
+    guard: Guard
+
+    @property
+    def alerts(self) -> list[Any]:
+        return self.notifier.alerts
+
+    def kinds(self) -> list[str]:
+        return [a.kind for a in self.notifier.alerts]
+
+
+def world(**settings: Any) -> World:
+    keys, state, notifier, identity, clock = FakeKeys(), MemoryState(), CollectingNotifier(), FixedIdentity(), Clock()
+    sleeps: list[float] = []
+    options: dict[str, Any] = {"key_arn": KEY_ARN, "regions": [HOME, REPLICA], **settings}
+    guard = Guard(
+        build_settings(**options),
+        keys,
+        keys,
+        state,
+        notifier,
+        identity=identity,
+        clock=clock,
+        sleep=sleeps.append,
+        verify_attempts=4,
+    )
+    return World(keys, state, notifier, identity, clock, sleeps, guard)
+
+
+def settle(w: World) -> None:
+    """A first scheduled check, so the guard has seen the key compliant (baseline recorded, nothing to report)."""
+    result = w.guard.scheduled_check({"id": "first"})
+    assert result.report is not None
+    assert result.report.verdict == "compliant"
+    w.notifier.alerts.clear()
+
+
+def policy_event(region: str = REPLICA, *, actor: str = ADMIN_ROLE, user_agent: str = "aws-cli/2.22.0") -> Any:
+    event = load_event("put-key-policy-removes-decrypt")
+    event["region"] = event["detail"]["awsRegion"] = region
+    event["detail"]["resources"][0]["ARN"] = arn_in(region)
+    event["detail"]["userAgent"] = user_agent
+    issuer = event["detail"]["userIdentity"]["sessionContext"]["sessionIssuer"]
+    issuer["arn"] = actor
+    role = actor.rsplit("/", 1)[-1]
+    event["detail"]["userIdentity"]["arn"] = f"arn:aws:sts::111122223333:assumed-role/{role}/session"
+    return event
+
+
+def outcome_of(result: Any, region: str = REPLICA) -> Any:
+    [outcome] = [o for o in result.remediation if o.region == region]
+    return outcome
+
+
+# --- the flow ----------------------------------------------------------------------------------------------------
+
+
+def test_an_event_for_another_key_is_dropped_before_any_read():
+    w = world()
+    result = w.guard.handle(load_event("disable-key-other-key"))
+    assert result.decision == "ignored"
+    assert w.keys.reads == 0
+    assert w.alerts == []
+
+
+def test_a_duplicate_delivery_is_ignored_and_alerts_once():
+    w = world()
+    settle(w)
+    w.keys.regions[REPLICA].policy = NO_DECRYPT
+    event = policy_event()
+    first = w.guard.handle(event)
+    second = w.guard.handle(event)
+    assert first.decision == "evaluated"
+    assert second.decision == "ignored"
+    assert "duplicate" in (second.reason or "")
+    assert w.kinds() == ["problem"]
+
+
+def test_a_failure_releases_the_event_claim_so_lambdas_retry_proceeds():
+    w = world()
+    settle(w)
+
+    class Broken(CollectingNotifier):
+        def publish(self, alert: Any) -> None:
+            raise RuntimeError("SNS is down")
+
+    w.guard._notifier = Broken()
+    w.keys.regions[REPLICA].policy = NO_DECRYPT
+    event = policy_event()
+    with pytest.raises(RuntimeError):
+        w.guard.handle(event)
+    assert w.state.events == {}
+    w.guard._notifier = w.notifier
+    assert w.guard.handle(event).decision == "evaluated"
+    assert w.kinds() == ["problem"]
+
+
+def test_compliant_policies_are_recorded_as_baselines_once():
+    w = world()
+    settle(w)
+    assert w.state.record.baselines == {HOME: GOOD, REPLICA: GOOD}
+    w.state.record.baselines[HOME] = "sentinel"
+    w.guard.scheduled_check({"id": "again"})
+    assert w.state.record.baselines[HOME] == GOOD
+
+
+def test_nothing_changed_nothing_said_and_nothing_saved():
+    w = world()
+    settle(w)
+    saved = []
+    original = w.state.save_report
+    w.state.save_report = lambda *a: saved.append(a) or original(*a)  # type: ignore[method-assign]
+    w.guard.scheduled_check({"id": "quiet"})
+    assert w.alerts == []
+    assert saved == []
+
+
+# --- the repair gate ---------------------------------------------------------------------------------------------
+
+
+def test_with_writes_off_the_guard_alerts_and_writes_nothing():
+    w = world()
+    settle(w)
+    w.keys.regions[REPLICA].policy = NO_DECRYPT
+    result = w.guard.handle(policy_event())
+    assert result.remediation == []
+    assert w.keys.writes == []
+    assert w.identity.asked == 0
+    assert w.kinds() == ["problem"]
+
+
+def test_a_repair_is_applied_verified_and_both_alerts_are_sent():
+    w = world(remediation="restore-statement")
+    settle(w)
+    w.keys.regions[REPLICA].policy = NO_DECRYPT
+    result = w.guard.handle(policy_event())
+    outcome = outcome_of(result)
+    assert (outcome.status, outcome.verified, outcome.writes) == ("applied", True, ["put-key-policy"])
+    [(kind, region, written)] = w.keys.writes
+    assert (kind, region) == ("put-key-policy", REPLICA)
+    assert written is not None
+    assert "kms:Decrypt" in json.dumps(json.loads(written))
+    assert result.report is not None
+    assert result.report.verdict == "compliant"
+    assert w.kinds() == ["problem", "resolved"]
+    assert w.state.log[0]["status"] == "applied"
+
+
+def test_revert_puts_back_the_recorded_baseline_exactly():
+    w = world(remediation="revert")
+    settle(w)
+    w.keys.regions[REPLICA].policy = NO_DECRYPT
+    w.guard.handle(policy_event())
+    assert w.keys.writes == [("put-key-policy", REPLICA, GOOD)]
+
+
+def test_a_region_without_findings_has_its_hold_cleared():
+    w = world(remediation="restore-statement")
+    settle(w)
+    w.state.record.holds[HOME] = "old-fingerprint"
+    w.guard.scheduled_check({"id": "x"})
+    assert HOME not in w.state.record.holds
+
+
+def test_nothing_the_guard_may_change_means_no_outcome_and_no_identity_lookup():
+    w = world(remediation="restore-statement", restore_key_state=True)
+    settle(w)
+    w.keys.regions[REPLICA].exists = False
+    result = w.guard.scheduled_check({"id": "x"})
+    assert result.remediation == []
+    assert w.keys.writes == []
+    assert w.identity.asked == 0
+    assert w.kinds() == ["problem"]
+
+
+def test_an_unreadable_region_is_never_written():
+    w = world(remediation="restore-statement", restore_key_state=True)
+    settle(w)
+    w.keys.regions[REPLICA].error = "AccessDeniedException: no"
+    result = w.guard.scheduled_check({"id": "x"})
+    assert w.keys.writes == []
+    assert result.report is not None
+    assert {f.code.value for f in result.report.findings} == {"POLICY_UNREADABLE"}
+
+
+@pytest.mark.parametrize(
+    ("actor", "user_agent", "why"),
+    [
+        (ADMIN_ROLE, "aws-cli/2 kms-guard/0.1.0", "made by the guard itself"),
+        (GUARD_ROLE, "Boto3/1.40", "the guard's own role"),
+        ("arn:aws:iam::111122223333:role/Terraform", "terraform", "trusted principal"),
+    ],
+    ids=["own-user-agent", "own-role", "trusted-principal"],
+)
+def test_a_change_by_the_guard_or_a_trusted_principal_is_alert_only_and_held(actor, user_agent, why):
+    w = world(remediation="restore-statement", trusted_principals=["arn:aws:iam::111122223333:role/Terraform"])
+    settle(w)
+    w.keys.regions[REPLICA].policy = NO_DECRYPT
+    result = w.guard.handle(policy_event(actor=actor, user_agent=user_agent))
+    outcome = outcome_of(result)
+    assert outcome.status == "skipped"
+    assert why in outcome.description
+    assert w.keys.writes == []
+    assert REPLICA in w.state.record.holds
+    assert w.kinds() == ["problem"]
+    # the scheduled check that follows keeps the hold: these findings come from a trusted change
+    w.clock.now += 60
+    again = w.guard.scheduled_check({"id": "later"})
+    assert outcome_of(again).status == "skipped"
+    assert "trusted change" in outcome_of(again).description
+    assert w.keys.writes == []
+
+
+def test_a_hold_ends_when_the_findings_change():
+    w = world(remediation="restore-statement", restore_key_state=True)
+    settle(w)
+    w.keys.regions[REPLICA].policy = NO_DECRYPT
+    w.guard.handle(policy_event(actor=GUARD_ROLE))
+    assert REPLICA in w.state.record.holds
+    w.keys.regions[REPLICA].state = "Disabled"  # a new problem, not the trusted one
+    result = w.guard.scheduled_check({"id": "later"})
+    assert outcome_of(result).status == "applied"
+    assert [k for k, _, _ in w.keys.writes] == ["put-key-policy", "enable-key"]
+    assert REPLICA not in w.state.record.holds
+
+
+def test_the_identity_is_asked_only_when_a_repair_is_on_the_table():
+    w = world(remediation="restore-statement")
+    settle(w)
+    assert w.identity.asked == 0
+    w.keys.regions[REPLICA].policy = NO_DECRYPT
+    w.guard.handle(policy_event())
+    assert w.identity.asked == 1
+
+
+def test_a_deny_that_blocks_the_vendor_is_refused_with_its_reason():
+    w = world(remediation="revert")  # no baseline for the Region: revert falls back, and says why it refused
+    w.keys.regions[REPLICA].policy = BLOCKING_DENY
+    result = w.guard.scheduled_check({"id": "x"})
+    outcome = outcome_of(result)
+    assert outcome.status == "refused"
+    assert "NoDecrypt" in outcome.description
+    assert w.keys.writes == []
+
+
+def test_a_dry_run_plans_exactly_and_writes_nothing():
+    w = world(remediation="restore-statement", dry_run=True)
+    settle(w)
+    w.keys.regions[REPLICA].policy = NO_DECRYPT
+    result = w.guard.handle(policy_event())
+    outcome = outcome_of(result)
+    assert outcome.status == "dry-run"
+    assert outcome.planned_policy is not None
+    assert json.loads(outcome.planned_policy)["Statement"][-1]["Principal"] == {"AWS": ROCKSET.principal_arn}
+    assert w.keys.writes == []
+    assert w.state.log == []
+
+
+def test_past_the_hourly_write_limit_remediation_is_suspended_and_says_so():
+    w = world(remediation="restore-statement")
+    settle(w)
+    for i in range(3):
+        w.keys.regions[REPLICA].policy = NO_DECRYPT
+        w.clock.now += 60
+        w.guard.handle(policy_event() | {"id": f"e{i}"} | {"detail": policy_event()["detail"] | {"eventID": f"e{i}"}})
+    assert len(w.keys.writes) == 3
+    w.notifier.alerts.clear()
+    w.keys.regions[REPLICA].policy = NO_DECRYPT
+    w.clock.now += 60
+    result = w.guard.scheduled_check({"id": "fourth"})
+    assert outcome_of(result).status == "suspended"
+    assert len(w.keys.writes) == 3
+    assert w.kinds() == ["suspended"]
+    # an hour after the first write, a slot is free again
+    w.clock.now += 3600
+    assert outcome_of(w.guard.scheduled_check({"id": "fifth"})).status == "applied"
+
+
+def test_a_failed_write_is_reported_with_awss_reason_and_logged():
+    w = world(remediation="restore-statement")
+    settle(w)
+    w.keys.fail_writes = "MalformedPolicyDocumentException: lockout"
+    w.keys.regions[REPLICA].policy = NO_DECRYPT
+    result = w.guard.handle(policy_event())
+    outcome = outcome_of(result)
+    assert outcome.status == "failed"
+    assert "MalformedPolicyDocumentException: lockout" in outcome.description
+    assert w.state.log[0]["status"] == "failed"
+    assert w.kinds() == ["problem"]
+
+
+def test_a_stale_read_back_is_retried_with_backoff_until_the_repair_holds():
+    w = world(remediation="restore-statement")
+    settle(w)
+    w.keys.stale_reads = 2
+    w.keys.regions[REPLICA].policy = NO_DECRYPT
+    result = w.guard.handle(policy_event())
+    assert outcome_of(result).verified is True
+    assert w.sleeps == [0.5, 1.0]
+
+
+def test_a_repair_that_never_shows_is_reported_unverified():
+    w = world(remediation="restore-statement")
+    settle(w)
+    w.keys.stale_reads = 100
+    w.keys.regions[REPLICA].policy = NO_DECRYPT
+    result = w.guard.handle(policy_event())
+    assert outcome_of(result).verified is False
+    assert len(w.sleeps) == 3  # verify_attempts=4: one read now, three after a pause
+    assert result.report is not None
+    assert result.report.verdict == "non-compliant"
+    assert w.kinds() == ["problem"]
+
+
+@pytest.mark.parametrize(
+    ("state", "writes"),
+    [("Disabled", ["enable-key"]), ("PendingDeletion", ["cancel-key-deletion", "enable-key"])],
+)
+def test_restore_key_state_brings_the_key_back(state, writes):
+    w = world(restore_key_state=True)
+    settle(w)
+    w.keys.regions[HOME].state = state
+    result = w.guard.scheduled_check({"id": "x"})
+    assert outcome_of(result, HOME).writes == writes
+    assert w.keys.regions[HOME].state == "Enabled"
+    assert w.kinds() == ["problem", "resolved"]
+
+
+def test_a_policy_problem_is_not_repaired_when_only_key_state_repair_is_on():
+    w = world(restore_key_state=True)
+    settle(w)
+    w.keys.regions[REPLICA].policy = NO_DECRYPT
+    result = w.guard.handle(policy_event())
+    assert w.keys.writes == []
+    assert all(o.status != "applied" for o in result.remediation)
+
+
+# --- the alert decision (pure) -----------------------------------------------------------------------------------
+
+
+def report(policy_by_region: dict[str, str], states: dict[str, str] | None = None) -> Any:
+    keys = FakeKeys({r: Replica(p, (states or {}).get(r, "Enabled")) for r, p in policy_by_region.items()})
+    return assess_key(KEY_ARN, keys.read_all({r: arn_in(r) for r in policy_by_region}), ROCKSET)
+
+
+OK = report({HOME: GOOD, REPLICA: GOOD})
+BROKEN = report({HOME: GOOD, REPLICA: NO_DECRYPT})
+BROKEN_TWICE = report({HOME: NO_DECRYPT, REPLICA: NO_DECRYPT})
+WARNING_ONLY = report(
+    {
+        HOME: policy_text(
+            admin_statement(),
+            rockset_statement(),
+            {"Sid": "Public", "Effect": "Allow", "Principal": "*", "Action": "kms:DescribeKey", "Resource": "*"},
+        ),
+        REPLICA: GOOD,
+    }
+)
+
+
+def fp(r: Any) -> str:
+    from kms_guard.core.alerts import fingerprint
+
+    return fingerprint(r.findings)
+
+
+def decide(reported: Reported, found: Any, final: Any = None, *, suspended: bool = False, now: float = 10_000) -> Any:
+    plans = decide_alerts(reported, found, final or found, suspended=suspended, now=now, reminder_seconds=3600)
+    return [(p.kind, p.previous_codes) for p in plans]
+
+
+def test_alert_decision_a_new_problem():
+    assert decide(Reported(), BROKEN) == [("problem", ())]
+
+
+def test_alert_decision_a_problem_that_changed_names_what_it_was():
+    before = Reported(fp(BROKEN), ("ACTION_NOT_GRANTED",), 9_000)
+    assert decide(before, report({HOME: GOOD, REPLICA: GOOD}, {REPLICA: "Disabled"})) == [
+        ("changed", ("ACTION_NOT_GRANTED",))
+    ]
+
+
+def test_alert_decision_all_clear():
+    assert decide(Reported(fp(BROKEN), ("ACTION_NOT_GRANTED",), 9_000), OK) == [("resolved", ("ACTION_NOT_GRANTED",))]
+
+
+def test_alert_decision_suspended_replaces_the_change_alert():
+    assert decide(Reported(), BROKEN, suspended=True) == [("suspended", ())]
+
+
+def test_alert_decision_a_repair_adds_a_second_alert_about_the_result():
+    assert decide(Reported(), BROKEN, OK) == [("problem", ()), ("resolved", ("ACTION_NOT_GRANTED",))]
+    assert decide(Reported(), BROKEN_TWICE, BROKEN) == [("problem", ()), ("changed", ("ACTION_NOT_GRANTED",))]
+
+
+def test_alert_decision_a_repair_back_to_what_was_reported_still_says_so():
+    before = Reported(fp(BROKEN), ("ACTION_NOT_GRANTED",), 9_000)
+    assert decide(before, BROKEN_TWICE, BROKEN) == [
+        ("changed", ("ACTION_NOT_GRANTED",)),
+        ("changed", ("ACTION_NOT_GRANTED",)),
+    ]
+
+
+def test_alert_decision_a_lasting_critical_problem_is_reminded_hourly():
+    before = Reported(fp(BROKEN), ("ACTION_NOT_GRANTED",), 10_000)
+    assert decide(before, BROKEN, now=10_000 + 3599) == []
+    assert decide(before, BROKEN, now=10_000 + 3600) == [("reminder", ("ACTION_NOT_GRANTED",))]
+
+
+def test_alert_decision_a_problem_never_alerted_about_is_reminded():
+    assert decide(Reported(fp(BROKEN), ("ACTION_NOT_GRANTED",), None), BROKEN) == [
+        ("reminder", ("ACTION_NOT_GRANTED",))
+    ]
+
+
+def test_alert_decision_no_reminder_for_warnings_or_when_compliant():
+    assert decide(Reported(fp(WARNING_ONLY), ("PUBLIC_PRINCIPAL",), 0), WARNING_ONLY, now=10**9) == []
+    assert decide(Reported(), OK, now=10**9) == []
+
+
+def test_a_reminder_reaches_the_notifier_after_an_hour():
+    w = world()
+    settle(w)
+    w.keys.regions[REPLICA].policy = NO_DECRYPT
+    w.guard.scheduled_check({"id": "a"})
+    w.clock.now += 1800
+    w.guard.scheduled_check({"id": "b"})
+    w.clock.now += 1800
+    w.guard.scheduled_check({"id": "c"})
+    assert w.kinds() == ["problem", "reminder"]
