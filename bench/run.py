@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import uuid
 import zipfile
 from collections import Counter
 from collections.abc import Callable
@@ -33,29 +32,28 @@ os.environ.update(
 )
 os.environ.pop("AWS_ENDPOINT_URL", None)
 
-import boto3  # noqa: E402
 from kms_guard.aws.clients import ClientFactory  # noqa: E402
 from kms_guard.aws.kms import KmsGateway  # noqa: E402
-from kms_guard.aws.state import create_table_request  # noqa: E402
 from kms_guard.core.compliance import assess_policy  # noqa: E402
 from kms_guard.core.policy import parse_policy  # noqa: E402
 from kms_guard.core.repair import guard_statement  # noqa: E402
 from kms_guard.core.vendor import ROCKSET  # noqa: E402
-from kms_guard.settings import build_settings  # noqa: E402
-from kms_guard.wiring import wire  # noqa: E402
+from kms_guard.guard import Guard  # noqa: E402
+from kms_guard_cli.simulated import SimulatedAccount  # noqa: E402
 from moto import mock_aws  # noqa: E402
+from moto.server import ThreadedMotoServer  # noqa: E402
 
 HOME, REGIONS = "us-west-2", ["us-west-2", "us-east-1", "eu-west-1"]
 LATENCY = 0.040
 GOALS = {
     "parallel_ratio": ("<=", 1.5),
-    "import_ratio": ("<=", 1.3),
+    "cold_start_ratio": ("<=", 1.25),
+    "cold_start_memory_ratio": ("<=", 1.3),
     "irrelevant_event_calls": ("==", 0),
     "calls_per_region": ("<=", 2),
     "policy_eval_ms_32kb": ("<=", 5),
     "asset_kb": ("<=", 200),
 }
-FIXTURES = ROOT / "tests" / "events"
 
 
 def _policy(size: int) -> str:
@@ -139,57 +137,24 @@ def policy_eval_ms(size: int, runs: int = 200) -> float:
     return statistics.median(times) * 1000
 
 
-class World:
-    """A key in three Regions with the grant, the table and the topic, and a session that counts and delays calls."""
-
-    def __init__(self) -> None:
-        kms = boto3.client("kms", region_name=HOME)
-        policy = _policy(1500)
-        meta = kms.create_key(MultiRegion=True, Policy=policy, KeyUsage="ENCRYPT_DECRYPT")["KeyMetadata"]
-        self.key_arn, self.key_id, self.account = meta["Arn"], meta["KeyId"], meta["AWSAccountId"]
-        for region in REGIONS[1:]:
-            kms.replicate_key(KeyId=self.key_id, ReplicaRegion=region)
-            boto3.client("kms", region_name=region).put_key_policy(
-                KeyId=self.key_id, PolicyName="default", Policy=policy
-            )
-        boto3.client("dynamodb", region_name=HOME).create_table(**create_table_request("state"))
-        self.topic = boto3.client("sns", region_name=HOME).create_topic(Name="alerts")["TopicArn"]
-        self.calls: Counter[str] = Counter()
-        self.latency = 0.0
-        self._lock = threading.Lock()
-        self.session = boto3.Session(region_name=HOME)
-        self.session.events.register("before-call", self._count)
-        self.session.events.register_first("before-send", self._delay)
-
-    def _count(self, event_name: str, **_: Any) -> None:
-        service, operation = event_name.split(".")[1:3]
-        with self._lock:
-            self.calls[f"{service}.{operation}"] += 1
-
-    def _delay(self, **_: Any) -> None:
-        if self.latency:
-            time.sleep(self.latency)
-
-    def guard(self, regions: list[str]) -> Any:
-        settings = build_settings(key_arn=self.key_arn, regions=regions, state_table="state", topic_arn=self.topic)
-        return wire(settings, ClientFactory(self.session)).guard
-
-    def event(self, name: str) -> dict[str, Any]:
-        text = (FIXTURES / f"{name}.json").read_text()
-        text = text.replace("mrk-1234abcd12ab34cd56ef1234567890ab", self.key_id).replace("111122223333", self.account)
-        event = json.loads(text)
-        if "eventID" in event.get("detail", {}):
-            event["detail"]["eventID"] = str(uuid.uuid4())
-        return event
+def simulated_account(endpoint_url: str | None = None) -> SimulatedAccount:
+    """The one simulated account (kms_guard_cli.simulated), with the key in all three Regions and a 1.5 KB policy."""
+    return SimulatedAccount.create(
+        regions=REGIONS, policy=_policy(1500), table="state", topic="alerts", endpoint_url=endpoint_url
+    )
 
 
-def measure_handler(world: World, regions: list[str], name: str, runs: int = 7) -> float:
-    guard = world.guard(regions)
-    guard.handle(world.event(name))  # warm: clients created, baselines recorded
-    return median_seconds(guard.handle, lambda: world.event(name), runs)
+def guard_for(world: SimulatedAccount, regions: list[str]) -> Guard:
+    return world.guard(max_attempts=5, regions=regions)
 
 
-def measure_region_read(world: World, runs: int = 7) -> float:
+def measure_handler(world: SimulatedAccount, regions: list[str], name: str, runs: int = 7) -> float:
+    guard = guard_for(world, regions)
+    guard.handle(world.event(name, new_id=True))  # warm: clients created, baselines recorded
+    return median_seconds(guard.handle, lambda: world.event(name, new_id=True), runs)
+
+
+def measure_region_read(world: SimulatedAccount, runs: int = 7) -> float:
     gateway = KmsGateway(ClientFactory(world.session))
     gateway.read(HOME, world.key_arn)  # warm: client created
     return median_seconds(lambda _: gateway.read(HOME, world.key_arn), lambda: None, runs)
@@ -206,27 +171,118 @@ def median_seconds(call: Callable[[Any], object], prepare: Callable[[], Any], ru
     return statistics.median(times)
 
 
-def calls_for(world: World, regions: list[str], name: str) -> Counter[str]:
-    guard = world.guard(regions)
-    guard.handle(world.event("scheduled-check"))  # settle state first
+def calls_for(world: SimulatedAccount, regions: list[str], name: str) -> Counter[str]:
+    guard = guard_for(world, regions)
+    guard.handle(world.event("scheduled-check", new_id=True))  # settle state first
     world.calls.clear()
-    guard.handle(world.event(name))
+    guard.handle(world.event(name, new_id=True))
     return Counter(world.calls)
 
 
-def import_ratio(runs: int = 7) -> tuple[float, float, float]:
-    def timed(module: str) -> float:
-        code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
-        env = {**os.environ, "PYTHONPATH": str(ROOT / "functions")}
-        samples = []
-        for _ in range(runs):
-            out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
-            samples.append(float(out.stdout.strip()))
-        return statistics.median(samples)
+GUARD_PROCESS = """
+import json, sys, uuid
+from kms_guard.handlers import scheduled_check
 
-    handler = max(timed("kms_guard.handlers.kms_event"), timed("kms_guard.handlers.scheduled_check"))
-    boto = timed("boto3")
-    return handler / boto, handler * 1000, boto * 1000
+class Context:
+    function_name = "kms-guard-scheduled-check"
+    memory_limit_in_mb = 256
+    invoked_function_arn = "arn:aws:lambda:us-west-2:123456789012:function:kms-guard-scheduled-check"
+    aws_request_id = str(uuid.uuid4())
+
+result = scheduled_check.handler(json.loads(sys.argv[1]), Context())
+assert result["decision"] == "evaluated" and result["report"]["verdict"] == "compliant", result
+"""
+
+BASELINE_PROCESS = """
+import sys
+import boto3
+
+kms = boto3.client("kms", region_name=sys.argv[1])
+kms.describe_key(KeyId=sys.argv[2])
+kms.get_key_policy(KeyId=sys.argv[2], PolicyName="default")
+"""
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+PEAK_MEMORY = """
+import atexit, sys
+
+def _peak():
+    # VmHWM: this process image's peak resident set (ru_maxrss would count the forking parent's pages too)
+    with open("/proc/self/status") as status:
+        peak = next(line for line in status if line.startswith("VmHWM:"))
+    sys.stderr.write("peak-kib=" + peak.split()[1] + "\\n")
+
+atexit.register(_peak)
+"""
+
+
+def _run_process(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall time (s) of a fresh interpreter from start to exit, and its peak resident memory (MiB)."""
+    start = time.perf_counter()
+    out = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - start
+    if out.returncode != 0:
+        raise RuntimeError(f"{argv[2][:60]!r}... failed: {out.stderr[-2000:]}")
+    peak = [line for line in out.stderr.splitlines() if line.startswith("peak-kib=")]
+    return elapsed, int(peak[-1].split("=")[1]) / 1024
+
+
+def cold_start(runs: int = 9) -> dict[str, Any]:
+    """What a user pays on a cold start, as whole processes against one local moto server: a fresh interpreter that
+    imports the scheduled-check handler and checks the key in 3 Regions (state read, nothing to alert), against a
+    minimal boto3 script doing DescribeKey and GetKeyPolicy in one Region. Runs alternate; medians of `runs`."""
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the server's request log
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        world = simulated_account(endpoint_url=url)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "KMS_GUARD_"))}
+        env.update(
+            AWS_ENDPOINT_URL=url,
+            AWS_ACCESS_KEY_ID="bench",
+            AWS_SECRET_ACCESS_KEY="bench",
+            AWS_DEFAULT_REGION=HOME,
+            POWERTOOLS_LOG_LEVEL="ERROR",
+            POWERTOOLS_METRICS_NAMESPACE="KmsGuardBench",
+            **world.environment(REGIONS),
+        )
+        env.pop("POWERTOOLS_METRICS_DISABLED", None)  # as deployed: metrics on (EMF to stdout)
+        event = json.dumps(world.event("scheduled-check"))
+        guard_argv = [sys.executable, "-c", PEAK_MEMORY + GUARD_PROCESS, event]
+        baseline_argv = [sys.executable, "-c", PEAK_MEMORY + BASELINE_PROCESS, HOME, world.key_arn]
+        _run_process(guard_argv, env)  # settle: the first check records baselines and the report
+        _run_process(baseline_argv, env)
+        guard: list[tuple[float, float]] = []
+        baseline: list[tuple[float, float]] = []
+        for _ in range(runs):
+            guard.append(_run_process(guard_argv, env))
+            baseline.append(_run_process(baseline_argv, env))
+    finally:
+        server.stop()
+    guard_s, guard_mib = statistics.median(t for t, _ in guard), statistics.median(m for _, m in guard)
+    base_s, base_mib = statistics.median(t for t, _ in baseline), statistics.median(m for _, m in baseline)
+    return {
+        "cold_start_ratio": round(guard_s / base_s, 3),
+        "cold_start_memory_ratio": round(guard_mib / base_mib, 3),
+        "detail": {
+            "runs": runs,
+            "guard_3_regions_ms": round(guard_s * 1000, 1),
+            "boto3_1_region_ms": round(base_s * 1000, 1),
+            "guard_peak_mib": round(guard_mib, 1),
+            "boto3_peak_mib": round(base_mib, 1),
+        },
+    }
 
 
 def asset_kb() -> float:
@@ -258,7 +314,7 @@ def asset_kb() -> float:
 def main() -> None:
     results: dict[str, Any] = {}
     with mock_aws():
-        world = World()
+        world = simulated_account()
         world.latency = LATENCY
         one_region_read = measure_region_read(world)
         handler_3 = measure_handler(world, REGIONS, "enable-key")
@@ -278,7 +334,7 @@ def main() -> None:
             "disable-key-alias-only",
         ):
             world.calls.clear()
-            world.guard(REGIONS).handle(world.event(name))
+            guard_for(world, REGIONS).handle(world.event(name, new_id=True))
             irrelevant += sum(world.calls.values())
         results["irrelevant_event_calls"] = irrelevant
 
@@ -303,9 +359,10 @@ def main() -> None:
 
     results["policy_eval_ms_32kb"] = round(policy_eval_ms(32_000), 3)
     results["policy_eval_ms_by_size"] = {f"{kb}kb": round(policy_eval_ms(kb * 1000), 3) for kb in (1, 8, 32)}
-    ratio, handler_ms, boto_ms = import_ratio()
-    results["import_ratio"] = round(ratio, 3)
-    results["import_detail"] = {"handler_module_ms": round(handler_ms, 1), "boto3_ms": round(boto_ms, 1)}
+    cold = cold_start()
+    results["cold_start_ratio"] = cold["cold_start_ratio"]
+    results["cold_start_memory_ratio"] = cold["cold_start_memory_ratio"]
+    results["cold_start_detail"] = cold["detail"]
     results["asset_kb"] = round(asset_kb(), 1)
 
     verdicts = {}
@@ -320,7 +377,7 @@ def main() -> None:
         print(f"{key:28} {results[key]!s:>10}  {op} {goal!s:6} {'yes' if verdicts[key] else 'NO'}")
     print()
     print("parallel:", results["parallel_detail"])
-    print("imports (ms):", results["import_detail"])
+    print("cold start (whole processes, medians):", results["cold_start_detail"])
     print("policy evaluation (ms) by size:", results["policy_eval_ms_by_size"])
     print("handler time (ms), no injected latency:", results["handler_ms_no_latency"])
     print("AWS calls per event (3 Regions):")

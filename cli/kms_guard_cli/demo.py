@@ -9,7 +9,6 @@ CLI-only (needs moto, a development dependency); never part of the Lambda asset.
 
 from __future__ import annotations
 
-import json
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,11 +16,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from kms_guard.aws.state import create_table_request
 from kms_guard.core.repair import guard_statement, plan_restore_statement
 from kms_guard.core.vendor import ROCKSET
 
-HOME, REPLICA, THIRD = "us-west-2", "us-east-1", "eu-west-1"
+from kms_guard_cli.simulated import HOME, REPLICA, THIRD, SimulatedAccount, SimulationError, key_policy
+
 ACCOUNT = "123456789012"  # moto's account
 ADMIN_ROLE = f"arn:aws:iam::{ACCOUNT}:role/PlatformAdmin"
 AUTOMATION_ROLE = f"arn:aws:iam::{ACCOUNT}:role/LegacyKeyPolicySync"
@@ -32,14 +31,7 @@ class DemoError(RuntimeError):
 
 
 def _policy(*extra: dict[str, Any]) -> str:
-    admin = {
-        "Sid": "EnableIAMUserPermissions",
-        "Effect": "Allow",
-        "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
-        "Action": "kms:*",
-        "Resource": "*",
-    }
-    return json.dumps({"Version": "2012-10-17", "Statement": [admin, *extra]}, indent=2)
+    return key_policy(ACCOUNT, *extra)
 
 
 COMPLIANT_POLICY = _policy(guard_statement(ROCKSET))
@@ -99,116 +91,15 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def _cloudtrail(name: str, region: str, key_arn: str, actor: str, request: dict[str, Any]) -> dict[str, Any]:
-    role = actor.rsplit("/", maxsplit=1)[-1]
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "AWS API Call via CloudTrail",
-        "source": "aws.kms",
-        "account": ACCOUNT,
-        "time": "2026-11-28T10:15:31Z",
-        "region": region,
-        "resources": [],
-        "detail": {
-            "eventVersion": "1.10",
-            "userIdentity": {
-                "type": "AssumedRole",
-                "arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/{role}/session",
-                "accountId": ACCOUNT,
-                "sessionContext": {"sessionIssuer": {"type": "Role", "arn": actor, "accountId": ACCOUNT}},
-            },
-            "eventTime": "2026-11-28T10:15:30Z",
-            "eventSource": "kms.amazonaws.com",
-            "eventName": name,
-            "awsRegion": region,
-            "sourceIPAddress": "203.0.113.10",
-            "userAgent": "aws-cli/2.22.0",
-            "requestParameters": request,
-            "responseElements": None,
-            "eventID": str(uuid.uuid4()),
-            "readOnly": False,
-            "eventType": "AwsApiCall",
-            "managementEvent": True,
-            "recipientAccountId": ACCOUNT,
-            "resources": [{"accountId": ACCOUNT, "type": "AWS::KMS::Key", "ARN": key_arn}],
-        },
-    }
-
-
-class _World:
-    """The simulated account: key, replica, table, topic and its subscriber queue."""
-
-    def __init__(self) -> None:
-        import boto3
-
-        self.boto3 = boto3
-        kms = boto3.client("kms", region_name=HOME)
-        meta = kms.create_key(
-            MultiRegion=True, Policy=COMPLIANT_POLICY, KeyUsage="ENCRYPT_DECRYPT", Description="Rockset CMK"
-        )["KeyMetadata"]
-        self.key_id: str = meta["KeyId"]
-        self.key_arn: str = meta["Arn"]
-        kms.replicate_key(KeyId=self.key_id, ReplicaRegion=REPLICA)
-        self.put_policy(REPLICA, COMPLIANT_POLICY)  # moto ignores ReplicateKey's Policy
-        boto3.client("dynamodb", region_name=HOME).create_table(**create_table_request("kms-guard-state"))
-        sns, sqs = boto3.client("sns", region_name=HOME), boto3.client("sqs", region_name=HOME)
-        self.topic_arn: str = sns.create_topic(Name="kms-guard-alerts")["TopicArn"]
-        self.queue_url: str = sqs.create_queue(QueueName="security-team")["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
-        sns.subscribe(TopicArn=self.topic_arn, Protocol="sqs", Endpoint=queue_arn)
-
-    def kms(self, region: str) -> Any:
-        return self.boto3.client("kms", region_name=region)
-
-    def arn(self, region: str) -> str:
-        return self.key_arn.replace(f":{HOME}:", f":{region}:")
-
-    def put_policy(self, region: str, policy: str) -> None:
-        self.kms(region).put_key_policy(KeyId=self.key_id, PolicyName="default", Policy=policy)
-
-    def policy(self, region: str) -> str:
-        return str(self.kms(region).get_key_policy(KeyId=self.key_id, PolicyName="default")["Policy"])
-
-    def delivered(self) -> list[dict[str, Any]]:
-        sqs = self.boto3.client("sqs", region_name=HOME)
-        out: list[dict[str, Any]] = []
-        while messages := sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get("Messages", []):
-            for message in messages:
-                body = json.loads(message["Body"])
-                attributes = {k: v["Value"] for k, v in body.get("MessageAttributes", {}).items()}
-                out.append(
-                    {
-                        "subject": body.get("Subject", ""),
-                        "body": body["Message"],
-                        "severity": attributes.get("severity"),
-                        "codes": [c for c in attributes.get("codes", "").split(",") if c and c != "none"],
-                    }
-                )
-                sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
-        return out
-
-
 class _Story:
-    def __init__(self, world: _World, out: TextIO | None) -> None:
+    def __init__(self, world: SimulatedAccount, out: TextIO | None) -> None:
         self.world = world
         self.out = out
         self.steps: list[Step] = []
         self.regions = [HOME, REPLICA]
 
     def environment(self) -> dict[str, str]:
-        return {
-            "KMS_GUARD_KEY_ARN": self.world.key_arn,
-            "KMS_GUARD_REGIONS": ",".join(self.regions),
-            "KMS_GUARD_TOPIC_ARN": self.world.topic_arn,
-            "KMS_GUARD_STATE_TABLE": "kms-guard-state",
-            "KMS_GUARD_REMEDIATION": "restore-statement",
-            "KMS_GUARD_RESTORE_KEY_STATE": "true",
-            "KMS_GUARD_DRY_RUN": "false",
-            "KMS_GUARD_TRUSTED_PRINCIPALS": "",
-        }
+        return self.world.environment(self.regions, remediation="restore-statement", restore_key_state="true")
 
     def redeploy(self, regions: list[str]) -> None:
         """`cdk deploy` with a new Regions list: new containers, new settings; the table keeps the state."""
@@ -236,22 +127,16 @@ class _Story:
 
         change()
         if event is None:
-            scheduled = {
-                "id": str(uuid.uuid4()),
-                "detail-type": "Scheduled Event",
-                "source": "aws.events",
-                "region": HOME,
-                "time": "2026-11-28T10:30:00Z",
-                "detail": {},
-            }
-            result = scheduled_check.handler(scheduled, _Context("kms-guard-scheduled-check"))
+            result = scheduled_check.handler(
+                self.world.event("scheduled-check", new_id=True), _Context("kms-guard-scheduled-check")
+            )
             name = "ScheduledCheck"
         else:
             result = kms_event.handler(event, _Context("kms-guard-kms-event"))
             name = event["detail"]["eventName"]
         report = result.get("report") or {}
         step = Step(title, name, region, actor)
-        step.alerts = self.world.delivered()
+        step.alerts = self.world.delivered_alerts()
         step.remediation = [
             {k: v for k, v in o.items() if k in ("region", "status", "writes", "applied", "verified", "description")}
             for o in result.get("remediation", [])
@@ -276,7 +161,7 @@ class _Story:
             self.say("  alerts:     none (nothing changed)")
         for alert in step.alerts:
             self.say(f"  alert delivered to the security team: {alert['subject']}")
-            for line in alert["body"].rstrip("\n").splitlines():
+            for line in alert["message"].rstrip("\n").splitlines():
                 self.say(f"    | {line}")
         for outcome in step.remediation:
             verified = {True: ", verified", False: ", NOT verified", None: ""}[outcome["verified"]]
@@ -331,7 +216,10 @@ def run_demo(out: TextIO | None) -> dict[str, Any]:
     }
     with _environment(quiet), mock_aws():
         os.environ.pop("AWS_ENDPOINT_URL", None)
-        world = _World()
+        try:
+            world = SimulatedAccount.create(policy=COMPLIANT_POLICY)
+        except SimulationError as exc:
+            raise DemoError(str(exc)) from None
         story = _Story(world, out)
         with _environment(story.environment()):
             story.redeploy([HOME, REPLICA])
@@ -340,7 +228,7 @@ def run_demo(out: TextIO | None) -> dict[str, Any]:
         return {"key_arn": world.key_arn, "steps": steps, "final_verdict": story.steps[-1].verdict_after}
 
 
-def _tell(story: _Story, world: _World) -> None:
+def _tell(story: _Story, world: SimulatedAccount) -> None:
     key = world.key_arn
     story.say(f"kms-guard demo: a simulated account with key {key}")
     story.say(f"  primary in {HOME}, replica in {REPLICA}; remediation restore-statement with restoreKeyState on;")
@@ -357,13 +245,7 @@ def _tell(story: _Story, world: _World) -> None:
     story.run(
         f"Someone's PutKeyPolicy in {REPLICA} drops kms:Decrypt",
         lambda: world.put_policy(REPLICA, NO_DECRYPT_POLICY),
-        _cloudtrail(
-            "PutKeyPolicy",
-            REPLICA,
-            world.arn(REPLICA),
-            ADMIN_ROLE,
-            {"keyId": world.key_id, "policyName": "default", "policy": NO_DECRYPT_POLICY},
-        ),
+        world.event("put-key-policy-removes-decrypt", actor=ADMIN_ROLE, new_id=True),
         region=REPLICA,
         actor=ADMIN_ROLE,
         expect=_expect(
@@ -373,7 +255,7 @@ def _tell(story: _Story, world: _World) -> None:
     story.run(
         f"DisableKey on the replica in {REPLICA}",
         lambda: world.kms(REPLICA).disable_key(KeyId=world.key_id),
-        _cloudtrail("DisableKey", REPLICA, world.arn(REPLICA), ADMIN_ROLE, {"keyId": world.arn(REPLICA)}),
+        world.event("disable-key-replica", actor=ADMIN_ROLE, new_id=True),
         region=REPLICA,
         actor=ADMIN_ROLE,
         expect=_expect(
@@ -391,7 +273,7 @@ def _tell(story: _Story, world: _World) -> None:
     story.run(
         f"ReplicateKey to {THIRD} without the grant",
         replicate,
-        _cloudtrail("ReplicateKey", HOME, key, ADMIN_ROLE, {"keyId": world.key_id, "replicaRegion": THIRD}),
+        world.event("replicate-key-without-grant", actor=ADMIN_ROLE, new_id=True),
         region=HOME,
         actor=ADMIN_ROLE,
         expect=_expect(
@@ -401,13 +283,7 @@ def _tell(story: _Story, world: _World) -> None:
     story.run(
         f"ScheduleKeyDeletion of the replica in {THIRD}",
         lambda: world.kms(THIRD).schedule_key_deletion(KeyId=world.key_id, PendingWindowInDays=7),
-        _cloudtrail(
-            "ScheduleKeyDeletion",
-            THIRD,
-            world.arn(THIRD),
-            ADMIN_ROLE,
-            {"keyId": world.key_id, "pendingWindowInDays": 7},
-        ),
+        world.event("schedule-key-deletion-replica", region=THIRD, actor=ADMIN_ROLE, new_id=True),
         region=THIRD,
         actor=ADMIN_ROLE,
         expect=_expect(
@@ -422,13 +298,7 @@ def _tell(story: _Story, world: _World) -> None:
         world.put_policy(REPLICA, NO_DECRYPT_POLICY)
 
     def bad_event() -> dict[str, Any]:
-        return _cloudtrail(
-            "PutKeyPolicy",
-            REPLICA,
-            world.arn(REPLICA),
-            AUTOMATION_ROLE,
-            {"keyId": world.key_id, "policyName": "default", "policy": NO_DECRYPT_POLICY},
-        )
+        return world.event("put-key-policy-removes-decrypt", actor=AUTOMATION_ROLE, new_id=True)
 
     story.run(
         f"Another automation re-applies its old policy in {REPLICA} (the guard's third write there this hour)",

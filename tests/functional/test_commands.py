@@ -9,13 +9,12 @@ import subprocess
 import sys
 import urllib.request
 
-import boto3
 import pytest
-from kms_guard.aws.state import create_table_request
+from kms_guard_cli.simulated import SimulatedAccount
 from moto.server import ThreadedMotoServer
 
-from tests.functional.conftest import FIXTURE_ACCOUNT, FIXTURE_KEY_ID, GOOD_POLICY, HOME, REPLICA
-from tests.support import EVENTS, admin_statement, policy_text, rockset_statement
+from tests.functional.conftest import GOOD_POLICY, HOME, REPLICA
+from tests.support import admin_statement, policy_text, rockset_statement
 
 
 def _free_port() -> int:
@@ -34,31 +33,20 @@ def server():
 
 
 @pytest.fixture
-def world(server, tmp_path):
-    # A clean account for every test (moto's reset endpoint).
+def world(server, tmp_path, monkeypatch):
+    # A clean account for every test (moto's reset endpoint), built as the demo and the benchmark build theirs.
     urllib.request.urlopen(urllib.request.Request(f"{server}/moto-api/reset", method="POST"))
+    credentials = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": HOME}
+    for name, value in credentials.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    account = SimulatedAccount.create(policy=GOOD_POLICY, table="state", topic="alerts", endpoint_url=server)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(
-        AWS_ENDPOINT_URL=server, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION=HOME
-    )
-
-    def client(service, region=HOME):
-        return boto3.client(
-            service,
-            region_name=region,
-            endpoint_url=server,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-
-    kms = client("kms")
-    meta = kms.create_key(MultiRegion=True, Policy=GOOD_POLICY, KeyUsage="ENCRYPT_DECRYPT")["KeyMetadata"]
-    kms.replicate_key(KeyId=meta["KeyId"], ReplicaRegion=REPLICA)
-    client("kms", REPLICA).put_key_policy(KeyId=meta["KeyId"], PolicyName="default", Policy=GOOD_POLICY)
+    env.update(AWS_ENDPOINT_URL=server, **credentials)
 
     def run(*argv, stdin=None):
         return subprocess.run(
-            [sys.executable, "-m", "kms_guard_cli.main", *argv],
+            [sys.executable, "-m", "kms_guard_cli", *argv],
             capture_output=True,
             text=True,
             env=env,
@@ -68,13 +56,18 @@ def world(server, tmp_path):
         )
 
     def event_file(name):
-        text = (EVENTS / f"{name}.json").read_text()
-        text = text.replace(FIXTURE_KEY_ID, meta["KeyId"]).replace(FIXTURE_ACCOUNT, meta["AWSAccountId"])
         path = tmp_path / f"{name}.json"
-        path.write_text(text)
+        path.write_text(json.dumps(account.event(name)))
         return str(path)
 
-    return {"arn": meta["Arn"], "key_id": meta["KeyId"], "client": client, "run": run, "event": event_file}
+    return {
+        "arn": account.key_arn,
+        "key_id": account.key_id,
+        "client": lambda service, region=HOME: account.client(service, region),
+        "run": run,
+        "event": event_file,
+        "account": account,
+    }
 
 
 def test_check_compliant_then_non_compliant(world):
@@ -162,8 +155,7 @@ def test_handle_event_ignores_another_key_with_exit_0(world):
 
 
 def test_handle_event_with_table_and_topic(world):
-    world["client"]("dynamodb").create_table(**create_table_request("state"))
-    topic = world["client"]("sns").create_topic(Name="alerts")["TopicArn"]
+    topic = world["account"].topic_arn
     world["client"]("kms", REPLICA).disable_key(KeyId=world["key_id"])
     argv = [
         "handle-event",

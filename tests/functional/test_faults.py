@@ -208,7 +208,7 @@ def test_write_slots_are_not_oversold_under_contention(account):
     for t in threads:
         t.join()
     assert 1 <= granted.count(True) <= 3
-    item = account.session.client("dynamodb").get_item(
+    item = account.client("dynamodb").get_item(
         TableName=account.table, Key={"pk": {"S": account.key_id}, "sk": {"S": f"w#{REPLICA}"}}, ConsistentRead=True
     )["Item"]
     assert len(json.loads(item["writes"]["S"])) == granted.count(True)  # every slot granted is recorded, none more

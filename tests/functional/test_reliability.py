@@ -315,7 +315,7 @@ def test_every_write_keeps_the_lockout_safety_check_and_never_exceeds_32_kb(acco
     def capture(params, **_):
         sent.append(params)
 
-    account.session.events.register("provide-client-params.kms.PutKeyPolicy", capture)
+    account.session.register("provide-client-params.kms.PutKeyPolicy", capture)
     guard = account.guard(remediation="restore-statement")
     for i in range(3):
         break_policy(account)

@@ -1,8 +1,10 @@
-"""boto3 clients with the guard's retry and timeout policy, from one session, created lazily and cached per
+"""AWS clients with the guard's retry and timeout policy, from one botocore session, created lazily and cached per
 (service, Region).
 
-One session for every client: a boto3 Session owns the loader that reads the service models and endpoint data, so a
+One session for every client: the session owns the loader that reads the service models and endpoint data, so a
 session per client made each Region load the KMS model again (measured: the larger part of the cold start).
+botocore, not boto3: the guard uses low-level clients only, and importing boto3 also imports its resource layer and
+s3transfer (about a third of a cold start, `make bench`). Both come with the Lambda runtime.
 Standard retry mode retries throttling and transient errors with backoff
 (https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html); the user agent carries `kms-guard/`
 so the guard's own writes are recognisable in CloudTrail. Clients honour `AWS_ENDPOINT_URL` (boto3 reads it).
@@ -16,14 +18,14 @@ from typing import TYPE_CHECKING, Any
 from kms_guard import __version__
 
 if TYPE_CHECKING:
-    import boto3
+    from botocore.session import Session
 
 USER_AGENT = f"kms-guard/{__version__}"
 MAX_ATTEMPTS = 5
 
 
 class ClientFactory:
-    def __init__(self, session: boto3.Session | None = None, max_attempts: int = MAX_ATTEMPTS) -> None:
+    def __init__(self, session: Session | None = None, max_attempts: int = MAX_ATTEMPTS) -> None:
         self._session = session
         self._max_attempts = max_attempts
         self._config: Any = None
@@ -35,9 +37,9 @@ class ClientFactory:
         with self._lock:  # creating clients is not thread-safe; using them is
             if key not in self._clients:
                 if self._session is None:
-                    import boto3
+                    from botocore.session import get_session
 
-                    self._session = boto3.Session()
+                    self._session = get_session()
                 if self._config is None:
                     from botocore.config import Config
 
@@ -47,5 +49,5 @@ class ClientFactory:
                         read_timeout=15,
                         user_agent_extra=USER_AGENT,
                     )
-                self._clients[key] = self._session.client(service, region_name=region, config=self._config)  # type: ignore[call-overload]
+                self._clients[key] = self._session.create_client(service, region_name=region, config=self._config)
             return self._clients[key]

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from kms_guard.aws.clients import ClientFactory
@@ -58,6 +59,8 @@ def create_table_request(name: str) -> dict[str, Any]:
 
 EVENT_MEMORY_SECONDS = 7 * 24 * 3600
 LOG_RETENTION_SECONDS = 90 * 24 * 3600
+MAX_PAGES = 100
+"""A key's `k#` items are a report and one item per Region: far fewer than one page holds."""
 
 
 class DynamoState:
@@ -77,11 +80,19 @@ class DynamoState:
     def _conditional_failed(self, exc: Exception) -> bool:
         return error_code(exc) == CONDITIONAL_CHECK_FAILED
 
+    def _pages(self, query: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Query pages by hand: botocore's paginator lists every service model on disk first (a cold-start cost)."""
+        for _ in range(MAX_PAGES):
+            page: dict[str, Any] = self._ddb.query(**query)
+            yield page
+            if "LastEvaluatedKey" not in page:
+                return
+            query = {**query, "ExclusiveStartKey": page["LastEvaluatedKey"]}
+        raise RuntimeError(f"state table {self._table}: more than {MAX_PAGES} pages for key {self._pk}")
+
     # --- event dedupe --------------------------------------------------------------------------------------------
 
     def claim_event(self, event_id: str, now: float) -> bool:
-        from botocore.exceptions import ClientError
-
         try:
             self._ddb.put_item(
                 TableName=self._table,
@@ -94,7 +105,7 @@ class DynamoState:
                 ExpressionAttributeValues={":now": {"N": str(int(now))}},
             )
             return True
-        except ClientError as exc:
+        except Exception as exc:
             if self._conditional_failed(exc):
                 return False
             raise
@@ -106,13 +117,13 @@ class DynamoState:
 
     def load(self) -> KeyRecord:
         record = KeyRecord()
-        pages = self._ddb.get_paginator("query").paginate(
-            TableName=self._table,
-            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
-            ExpressionAttributeValues={":pk": {"S": self._pk}, ":prefix": {"S": "k#"}},
-            ConsistentRead=True,
-        )
-        for page in pages:
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": {":pk": {"S": self._pk}, ":prefix": {"S": "k#"}},
+            "ConsistentRead": True,
+        }
+        for page in self._pages(query):
             for item in page.get("Items", []):
                 sk = item["sk"]["S"]
                 if sk == "k#report":
@@ -168,8 +179,6 @@ class DynamoState:
     # --- rate limit and log --------------------------------------------------------------------------------------
 
     def take_write_slot(self, region: str, now: float, limit: int) -> bool:
-        from botocore.exceptions import ClientError
-
         for _ in range(5):
             item = self._ddb.get_item(TableName=self._table, Key=self._key(f"w#{region}"), ConsistentRead=True).get(
                 "Item"
@@ -191,7 +200,7 @@ class DynamoState:
                     ExpressionAttributeValues={":v": {"N": str(version)}},
                 )
                 return True
-            except ClientError as exc:
+            except Exception as exc:
                 if not self._conditional_failed(exc):
                     raise
         return False  # lost the race five times: treat as no slot rather than risk exceeding the limit

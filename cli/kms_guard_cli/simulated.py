@@ -1,0 +1,336 @@
+"""One simulated AWS account, for the demo, the functional tests and the benchmark (built here and nowhere else).
+
+A customer account in moto: a multi-Region key with replicas, each replica with its own key policy, the guard's state
+table, its alert topic and an SQS queue subscribed to it (alerts are read exactly as a subscriber receives them). The
+guard gets its own boto3 session, instrumented: it counts calls, can add latency to each, and can fail chosen calls,
+so a test sees what the guard does without the account's own set-up and inspection calls mixed in.
+
+CloudTrail events come from the sample events in `tests/events/`, retargeted at this account's key (and, where a
+step needs it, another Region, actor or event ID). The caller chooses the AWS: inside `moto.mock_aws()`, or a moto
+server given as `endpoint_url`.
+
+moto gaps that shape this (aws-facts.md): ReplicateKey ignores `Policy` (each replica's policy is put afterwards, as a
+customer would); DescribeKey omits KeyUsage unless CreateKey was given it; key policies are not validated.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.session
+from botocore.awsrequest import AWSResponse
+from kms_guard.aws.clients import ClientFactory
+from kms_guard.aws.state import create_table_request
+from kms_guard.core.repair import guard_statement
+from kms_guard.core.vendor import ROCKSET
+from kms_guard.guard import Guard
+from kms_guard.settings import ENV_NAMES, Settings, build_settings
+from kms_guard.wiring import wire
+
+HOME, REPLICA, THIRD = "us-west-2", "us-east-1", "eu-west-1"
+EVENTS_DIR = Path(__file__).resolve().parents[2] / "tests" / "events"
+"""The sample events; the demo and the benchmark run from a source checkout, where they are."""
+FIXTURE_ACCOUNT = "111122223333"
+FIXTURE_KEY_ID = "mrk-1234abcd12ab34cd56ef1234567890ab"
+"""The account and key the sample events name; `event()` replaces them with this account's."""
+GUARD_OPTIONS = ("clock", "sleep", "verify_attempts")
+
+
+class SimulationError(RuntimeError):
+    """The simulated account cannot be built or read as asked (for example, no sample events here)."""
+
+
+def key_policy(admin_account: str, *statements: dict[str, Any]) -> str:
+    """A key policy: the account's administrators (`kms:*` for the account root), then `statements`."""
+    admin = {
+        "Sid": "EnableIAMUserPermissions",
+        "Effect": "Allow",
+        "Principal": {"AWS": f"arn:aws:iam::{admin_account}:root"},
+        "Action": "kms:*",
+        "Resource": "*",
+    }
+    return json.dumps({"Version": "2012-10-17", "Statement": [admin, *statements]}, indent=2)
+
+
+def sample_event(name: str) -> dict[str, Any]:
+    path = EVENTS_DIR / f"{name}.json"
+    if not path.is_file():
+        raise SimulationError(f"no sample event {name!r} in {EVENTS_DIR} (run from a source checkout)")
+    event: dict[str, Any] = json.loads(path.read_text())
+    return event
+
+
+@dataclass
+class SimulatedAccount:
+    key_arn: str
+    key_id: str
+    account: str
+    table: str
+    topic_arn: str
+    queue_url: str
+    admin: boto3.Session
+    """The account's own session: set-up and inspection; never counted or faulted."""
+    session: botocore.session.Session
+    """The guard's (botocore) session: counted (`calls`), delayed (`latency`), faulted (`fail`, `fail_call`)."""
+    endpoint_url: str | None = None
+    calls: Counter[str] = field(default_factory=Counter)
+    latency: float = 0.0
+    faults: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
+    hard_faults: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
+    _clients: dict[tuple[str, str], Any] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # --- building ------------------------------------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        regions: tuple[str, ...] | list[str] = (HOME, REPLICA),
+        policy: str | None = None,
+        table: str = "kms-guard-state",
+        topic: str = "kms-guard-alerts",
+        queue: str = "security-team",
+        endpoint_url: str | None = None,
+        description: str = "Rockset CMK",
+    ) -> SimulatedAccount:
+        """The key (primary in `regions[0]`, a replica in each other Region, `policy` in every one; by default the
+        account's administrators and the vendor's grant), the state table, the topic and its subscriber queue."""
+        admin = boto3.Session(region_name=regions[0])
+
+        def client(service: str, region: str) -> Any:
+            return admin.client(service, region_name=region, endpoint_url=endpoint_url)  # type: ignore[call-overload]
+
+        account = str(client("sts", regions[0]).get_caller_identity()["Account"])
+        policy = policy or key_policy(account, guard_statement(ROCKSET))
+        kms = client("kms", regions[0])
+        meta = kms.create_key(
+            MultiRegion=True,
+            Description=description,
+            Policy=policy,
+            KeyUsage="ENCRYPT_DECRYPT",
+            KeySpec="SYMMETRIC_DEFAULT",
+        )["KeyMetadata"]
+        for region in regions[1:]:
+            kms.replicate_key(KeyId=meta["KeyId"], ReplicaRegion=region)
+            client("kms", region).put_key_policy(KeyId=meta["KeyId"], PolicyName="default", Policy=policy)
+        client("dynamodb", regions[0]).create_table(**create_table_request(table))
+        sns, sqs = client("sns", regions[0]), client("sqs", regions[0])
+        topic_arn = sns.create_topic(Name=topic)["TopicArn"]
+        queue_url = sqs.create_queue(QueueName=queue)["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
+        simulated = cls(
+            key_arn=meta["Arn"],
+            key_id=meta["KeyId"],
+            account=meta["AWSAccountId"],
+            table=table,
+            topic_arn=topic_arn,
+            queue_url=queue_url,
+            admin=admin,
+            session=botocore.session.get_session(),
+            endpoint_url=endpoint_url,
+        )
+        simulated._instrument()
+        return simulated
+
+    # --- the account, as its administrators see it ---------------------------------------------------------------
+
+    @property
+    def home(self) -> str:
+        return self.key_arn.split(":")[3]
+
+    def client(self, service: str, region: str | None = None) -> Any:
+        key = (service, region or self.home)
+        with self._lock:
+            if key not in self._clients:
+                self._clients[key] = self.admin.client(  # type: ignore[call-overload]
+                    service, region_name=key[1], endpoint_url=self.endpoint_url
+                )
+            return self._clients[key]
+
+    def kms(self, region: str) -> Any:
+        return self.client("kms", region)
+
+    def arn_in(self, region: str) -> str:
+        return self.key_arn.replace(f":{self.home}:", f":{region}:")
+
+    def policy(self, region: str) -> str:
+        return str(self.kms(region).get_key_policy(KeyId=self.arn_in(region), PolicyName="default")["Policy"])
+
+    def put_policy(self, region: str, policy: str) -> None:
+        self.kms(region).put_key_policy(KeyId=self.key_id, PolicyName="default", Policy=policy)
+
+    def state(self, region: str) -> str:
+        return str(self.kms(region).describe_key(KeyId=self.arn_in(region))["KeyMetadata"]["KeyState"])
+
+    def delivered_alerts(self) -> list[dict[str, Any]]:
+        """Alerts as the topic's SQS subscriber receives them: subject, message, attributes, severity, codes."""
+        sqs = self.client("sqs")
+        out: list[dict[str, Any]] = []
+        while messages := sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get("Messages", []):
+            for message in messages:
+                body = json.loads(message["Body"])
+                attributes = {k: v["Value"] for k, v in body.get("MessageAttributes", {}).items()}
+                out.append(
+                    {
+                        "subject": body.get("Subject", ""),
+                        "message": body["Message"],
+                        "attributes": attributes,
+                        "severity": attributes.get("severity"),
+                        "codes": [c for c in attributes.get("codes", "").split(",") if c and c != "none"],
+                    }
+                )
+                sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        return out
+
+    # --- events ----------------------------------------------------------------------------------------------------
+
+    def event(
+        self,
+        name: str,
+        *,
+        region: str | None = None,
+        actor: str | None = None,
+        user_agent: str | None = None,
+        new_id: bool = False,
+        **detail_overrides: Any,
+    ) -> dict[str, Any]:
+        """A sample event retargeted at this account's key; `region` moves it (and every ARN in it) to another Region,
+        `actor` makes a role the caller, `new_id` gives it a fresh CloudTrail event ID (a new change, not a
+        redelivery)."""
+        text = (
+            json.dumps(sample_event(name)).replace(FIXTURE_KEY_ID, self.key_id).replace(FIXTURE_ACCOUNT, self.account)
+        )
+        if region is not None:
+            original = json.loads(text).get("region")
+            if original:
+                text = text.replace(f'"{original}"', f'"{region}"').replace(f":{original}:", f":{region}:")
+        event: dict[str, Any] = json.loads(text)
+        detail = event.get("detail")
+        if isinstance(detail, dict):
+            if actor is not None:
+                role = actor.rsplit("/", 1)[-1]
+                identity = detail.setdefault("userIdentity", {})
+                identity.update(type="AssumedRole", arn=f"arn:aws:sts::{self.account}:assumed-role/{role}/session")
+                identity.setdefault("sessionContext", {})["sessionIssuer"] = {
+                    "type": "Role",
+                    "arn": actor,
+                    "accountId": self.account,
+                    "userName": role,
+                }
+            if user_agent is not None:
+                detail["userAgent"] = user_agent
+            if new_id and "eventID" in detail:
+                detail["eventID"] = str(uuid.uuid4())
+            detail.update(detail_overrides)
+        if new_id:
+            event["id"] = str(uuid.uuid4())
+        return event
+
+    # --- the guard -------------------------------------------------------------------------------------------------
+
+    def settings(self, **overrides: Any) -> Settings:
+        options: dict[str, Any] = {
+            "key_arn": self.key_arn,
+            "regions": [HOME, REPLICA],
+            "state_table": self.table,
+            "topic_arn": self.topic_arn,
+        }
+        options.update(overrides)
+        return build_settings(**options)
+
+    def guard(self, *, max_attempts: int = 3, **overrides: Any) -> Guard:
+        """The real guard on the instrumented session (no pause between read-backs unless `sleep` is given)."""
+        guard_options = {k: overrides.pop(k) for k in GUARD_OPTIONS if k in overrides}
+        guard_options.setdefault("sleep", lambda seconds: None)
+        return wire(self.settings(**overrides), ClientFactory(self.session, max_attempts), **guard_options).guard
+
+    def environment(self, regions: list[str] | tuple[str, ...], **values: str) -> dict[str, str]:
+        """The Lambda environment the CDK app would set for this account (design.md, Lambda settings)."""
+        env = {
+            ENV_NAMES["key_arn"]: self.key_arn,
+            ENV_NAMES["regions"]: ",".join(regions),
+            ENV_NAMES["topic_arn"]: self.topic_arn,
+            ENV_NAMES["state_table"]: self.table,
+            ENV_NAMES["remediation"]: "off",
+            ENV_NAMES["restore_key_state"]: "false",
+            ENV_NAMES["dry_run"]: "false",
+            ENV_NAMES["trusted_principals"]: "",
+        }
+        env.update({ENV_NAMES.get(k, k): v for k, v in values.items()})
+        return env
+
+    # --- instrumentation of the guard's session ------------------------------------------------------------------
+
+    def fail(self, operation: str, code: str, times: int = 1, status: int = 400) -> None:
+        """Make the next `times` HTTP attempts of an operation (e.g. 'kms.GetKeyPolicy') fail with `code`.
+
+        Injected at `before-send`, inside botocore's retry loop, so the SDK's retries are exercised. moto's own
+        before-send handler still runs, so use this for side-effect-free calls (reads) only.
+        """
+        with self._lock:
+            self.faults.setdefault(operation, []).extend([(status, code)] * times)
+
+    def fail_call(self, operation: str, code: str, times: int = 1, status: int = 500) -> None:
+        """Make the next `times` calls fail with `code` as they would after the SDK's retries; moto never sees them."""
+        with self._lock:
+            self.hard_faults.setdefault(operation, []).extend([(status, code)] * times)
+
+    def _instrument(self) -> None:
+        def count(event_name: str, **kwargs: Any) -> tuple[Any, dict[str, Any]] | None:
+            # event_name: before-call.<service>.<Operation>
+            _, service, operation = event_name.split(".", 2)
+            with self._lock:
+                self.calls[f"{service}.{operation}"] += 1
+                queue = self.hard_faults.get(f"{service}.{operation}")
+                if not queue:
+                    return None
+                status, code = queue.pop(0)
+            no_headers: Any = {}
+            http = AWSResponse("https://injected", status, no_headers, _Raw(b""))
+            return http, {
+                "Error": {"Code": code, "Message": f"injected {code}"},
+                "ResponseMetadata": {"HTTPStatusCode": status},
+            }
+
+        def send(request: Any, event_name: str, **kwargs: Any) -> AWSResponse | None:
+            # event_name: before-send.<service>.<Operation>
+            if self.latency:
+                time.sleep(self.latency)
+            _, service, operation = event_name.split(".", 2)
+            with self._lock:
+                queue = self.faults.get(f"{service}.{operation}")
+                if not queue:
+                    return None
+                status, code = queue.pop(0)
+            body = json.dumps({"__type": code, "message": f"injected {code}"}).encode()
+            headers: Any = {"x-amzn-RequestId": "injected", "Content-Type": "application/x-amz-json-1.1"}
+            return AWSResponse(request.url, status, headers, _Raw(body))
+
+        handlers: dict[str, Any] = {"before-call": count, "before-send": send}  # botocore's stubs say they return None
+        events = self.session.get_component("event_emitter")  # register_first: ahead of moto's own before-send
+        events.register("before-call", handlers["before-call"])
+        events.register_first("before-send", handlers["before-send"])
+
+
+class _Raw:
+    """A response body botocore can stream."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **kwargs: Any) -> Any:
+        yield self._body
+
+    def read(self, *args: Any) -> bytes:
+        body, self._body = self._body, b""
+        return body
