@@ -15,7 +15,7 @@ from typing import Any
 
 from kms_guard.core.arns import ArnError, KeyArn, parse_multi_region_key_arn, parse_regions
 from kms_guard.core.vendor import ACCOUNT_ID, ROCKSET_ACCOUNT
-from kms_guard.settings import REMEDIATION_MODES, Remediation, SettingsError, build_settings
+from kms_guard.settings import ENV_NAMES, REMEDIATION_MODES, Remediation, SettingsError, build_settings
 
 CONTEXT_KEYS = (
     "keyArn",
@@ -78,18 +78,20 @@ class GuardConfig:
         return int(match.group(1)) * {"minute": 1, "hour": 60, "day": 1440}[unit]
 
     def environment(self, topic_arn: str, table_name: str) -> dict[str, str]:
-        """The Lambda settings (design.md): what both functions receive."""
-        return {
-            "KMS_GUARD_KEY_ARN": str(self.key),
-            "KMS_GUARD_REGIONS": ",".join(self.regions),
-            "KMS_GUARD_TOPIC_ARN": topic_arn,
-            "KMS_GUARD_STATE_TABLE": table_name,
-            "KMS_GUARD_REMEDIATION": self.remediation,
-            "KMS_GUARD_RESTORE_KEY_STATE": str(self.restore_key_state).lower(),
-            "KMS_GUARD_DRY_RUN": str(self.dry_run).lower(),
-            "KMS_GUARD_TRUSTED_PRINCIPALS": ",".join(self.trusted_principals),
-            "KMS_GUARD_VENDOR_ACCOUNT": self.vendor_account,
+        """The Lambda settings (design.md): what both functions receive, named by `kms_guard.settings.ENV_NAMES`, the
+        one place the variable names are written (the runtime reads them back with the same mapping)."""
+        values = {
+            "key_arn": str(self.key),
+            "regions": ",".join(self.regions),
+            "topic_arn": topic_arn,
+            "state_table": table_name,
+            "remediation": self.remediation,
+            "restore_key_state": str(self.restore_key_state).lower(),
+            "dry_run": str(self.dry_run).lower(),
+            "trusted_principals": ",".join(self.trusted_principals),
+            "vendor_account": self.vendor_account,
         }
+        return {ENV_NAMES[field]: value for field, value in values.items()}
 
 
 def config_from_context(context: Mapping[str, Any]) -> GuardConfig:
@@ -119,7 +121,8 @@ def config_from_context(context: Mapping[str, Any]) -> GuardConfig:
             problems.append(f"alertEmails: not an email address: {email[:80]!r}")
 
     remediation = str(context.get("remediation") or "off").strip()
-    if remediation not in REMEDIATION_MODES:
+    mode = next((m for m in REMEDIATION_MODES if m == remediation), None)
+    if mode is None:
         problems.append(f"remediation: unknown mode {remediation[:40]!r} (one of {', '.join(REMEDIATION_MODES)})")
 
     restore = _as_bool(context.get("restoreKeyState"), "restoreKeyState", problems)
@@ -154,13 +157,13 @@ def config_from_context(context: Mapping[str, Any]) -> GuardConfig:
 
     unknown = sorted(k for k in context if k in _NEAR_MISSES)
     problems.extend(f"{k}: unknown context key (did you mean {_NEAR_MISSES[k]}?)" for k in unknown)
-    if problems or key is None:
+    if problems or key is None or mode is None:
         raise ConfigError(problems)
     return GuardConfig(
         key=key,
         regions=regions,
         alert_emails=emails,
-        remediation=remediation,  # type: ignore[arg-type]  (validated above)
+        remediation=mode,
         restore_key_state=restore,
         dry_run=dry_run,
         trusted_principals=trusted,

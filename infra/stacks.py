@@ -1,31 +1,24 @@
-"""The stacks: everything in the key's home Region, and a forwarder in every other Rockset Region."""
+"""The stacks: everything in the key's home Region, and a forwarder in every other Rockset Region.
+
+Stacks compose the constructs of each concern (infra.alerts, .state, .function, .routing, .monitoring) and wire them.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from aws_cdk import CfnOutput, Duration, Fn, Stack
-from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from constructs import Construct
 
+from infra.alerts import AlertTopic
 from infra.config import GuardConfig
-from infra.constructs import (
-    AlertTopic,
-    Forwarders,
-    GuardFunction,
-    KmsEventRules,
-    StateTable,
-    alarm_on,
-    dlq_alarm,
-    encrypted_queue,
-    function_code,
-    powertools_layer,
-)
-
-EVENT_HANDLER = "kms_guard.handlers.kms_event.handler"
-SCHEDULED_HANDLER = "kms_guard.handlers.scheduled_check.handler"
+from infra.function import EVENT_HANDLER, SCHEDULED_HANDLER, GuardFunction, function_code, powertools_layer
+from infra.monitoring import alarm_on, dlq_alarm, heartbeat_alarm
+from infra.queues import dead_letter_queue
+from infra.routing import Forwarders, KmsEventRules
+from infra.state import StateTable
 
 
 class GuardStack(Stack):
@@ -69,7 +62,7 @@ class GuardStack(Stack):
         CfnOutput(self, "AlertTopicArn", value=self.alerts.topic.topic_arn)
         CfnOutput(self, "StateTableName", value=self.state.table.table_name)
 
-        self.schedule_dlq = encrypted_queue(self, "ScheduleDlq", "scheduled checks EventBridge could not deliver")
+        self.schedule_dlq = dead_letter_queue(self, "ScheduleDlq", "scheduled checks EventBridge could not deliver")
         self.schedule = events.Rule(
             self,
             "Schedule",
@@ -99,29 +92,7 @@ class GuardStack(Stack):
             dlq_alarm(self, f"{name}AsyncDlqAlarm", guard.dead_letter_queue, f"a {name} invocation", topic)
         dlq_alarm(self, "EventsDlqAlarm", self.rules.dead_letter_queue, "a KMS event", topic)
         dlq_alarm(self, "ScheduleDlqAlarm", self.schedule_dlq, "a scheduled check", topic)
-
-        period = Duration.minutes(min(config.schedule_minutes, 1440))
-        function = self.scheduled_function.function
-        successes = cloudwatch.MathExpression(
-            expression="invocations - errors",
-            using_metrics={
-                "invocations": function.metric_invocations(period=period, statistic="Sum"),
-                "errors": function.metric_errors(period=period, statistic="Sum"),
-            },
-            label="Successful scheduled checks",
-            period=period,
-        )
-        alarm_on(
-            self,
-            "ScheduledCheckMissing",
-            successes,
-            "kms-guard: the scheduled check has not succeeded for two periods; the guard may be blind.",
-            topic,
-            comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
-            threshold=1,
-            periods=2,
-            missing=cloudwatch.TreatMissingData.BREACHING,
-        )
+        heartbeat_alarm(self, "ScheduledCheckMissing", self.scheduled_function.function, config.schedule_minutes, topic)
 
 
 class ForwarderStack(Stack):

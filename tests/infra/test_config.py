@@ -6,6 +6,8 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,13 +15,13 @@ from infra.config import ConfigError, config_from_context
 from tests.infra.conftest import KEY_ARN
 
 
-def problems(**context):
+def problems(**context: Any) -> list[str]:
     with pytest.raises(ConfigError) as info:
         config_from_context(context)
     return info.value.problems
 
 
-def test_valid_config_and_defaults():
+def test_valid_config_and_defaults() -> None:
     config = config_from_context({"keyArn": KEY_ARN, "regions": "us-east-1,us-west-2"})
     assert config.account == "111122223333"
     assert config.home_region == "us-west-2"
@@ -69,28 +71,28 @@ def test_valid_config_and_defaults():
         ({"keyArn": KEY_ARN, "trustedPrincipals": "alice"}, "trustedPrincipals: not an IAM role or user ARN"),
     ],
 )
-def test_each_bad_value_has_one_clear_message(context, message):
+def test_each_bad_value_has_one_clear_message(context: dict[str, Any], message: str) -> None:
     found = problems(**context)
     assert any(message in p for p in found), found
 
 
-def test_every_problem_is_reported_at_once():
+def test_every_problem_is_reported_at_once() -> None:
     found = problems(keyArn=KEY_ARN, remediation="x", alertEmails="nope", checkSchedule="soon")
     assert [p.split(":")[0] for p in found] == ["alertEmails", "remediation", "checkSchedule"]
 
 
-def test_accepts_cdk_json_types_and_cli_strings_alike():
+def test_accepts_cdk_json_types_and_cli_strings_alike() -> None:
     a = config_from_context({"keyArn": KEY_ARN, "regions": ["us-west-2", "us-east-1"], "restoreKeyState": True})
     b = config_from_context({"keyArn": KEY_ARN, "regions": "us-west-2,us-east-1", "restoreKeyState": "true"})
     assert a == b
 
 
-def test_cron_schedule_is_accepted():
+def test_cron_schedule_is_accepted() -> None:
     config = config_from_context({"keyArn": KEY_ARN, "checkSchedule": "cron(0/10 * * * ? *)"})
     assert config.schedule_minutes == 60  # cron: the missing-check alarm assumes hourly
 
 
-def test_app_reports_problems_one_per_line_without_traceback(tmp_path):
+def test_app_reports_problems_one_per_line_without_traceback(tmp_path: Path) -> None:
     env = {
         **os.environ,
         "CDK_OUTDIR": str(tmp_path),
