@@ -17,6 +17,9 @@ from kms_guard.core.arns import ArnError, KeyArn, parse_multi_region_key_arn, pa
 from kms_guard.core.vendor import ACCOUNT_ID, ROCKSET_ACCOUNT
 from kms_guard.settings import ENV_NAMES, REMEDIATION_MODES, Remediation, SettingsError, build_settings
 
+from infra.layers import NoLayerError, powertools_layer_arn
+from infra.schedule import Heartbeat, ScheduleError, heartbeat
+
 CONTEXT_KEYS = (
     "keyArn",
     "regions",
@@ -30,8 +33,6 @@ CONTEXT_KEYS = (
 )
 DEFAULT_SCHEDULE = "rate(15 minutes)"
 _EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[A-Za-z]{2,}$")
-_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
-_CRON = re.compile(r"^cron\((\S+ ){5}\S+\)$")
 
 
 class ConfigError(ValueError):
@@ -69,13 +70,9 @@ class GuardConfig:
         return [str(self.key.in_region(r)) for r in self.regions]
 
     @property
-    def schedule_minutes(self) -> int:
-        """The schedule's period, for the 'scheduled check has not succeeded' alarm (cron: assume hourly)."""
-        match = _RATE.match(self.check_schedule)
-        if not match:
-            return 60
-        unit = match.group(2).rstrip("s")
-        return int(match.group(1)) * {"minute": 1, "hour": 60, "day": 1440}[unit]
+    def heartbeat(self) -> Heartbeat:
+        """The scheduled check's heartbeat alarm, derived from the schedule (validated when the config was built)."""
+        return heartbeat(self.check_schedule)
 
     def environment(self, topic_arn: str, table_name: str) -> dict[str, str]:
         """The Lambda settings (design.md): what both functions receive, named by `kms_guard.settings.ENV_NAMES`, the
@@ -129,20 +126,21 @@ def config_from_context(context: Mapping[str, Any]) -> GuardConfig:
     dry_run = _as_bool(context.get("dryRun"), "dryRun", problems)
 
     schedule = str(context.get("checkSchedule") or DEFAULT_SCHEDULE).strip()
-    rate = _RATE.match(schedule)
-    if not (rate or _CRON.match(schedule)):
-        problems.append(
-            f"checkSchedule: not an EventBridge schedule expression: {schedule[:60]!r} "
-            "(e.g. 'rate(15 minutes)' or 'cron(0/15 * * * ? *)')"
-        )
-    elif rate and int(rate.group(1)) < 1:
-        problems.append("checkSchedule: the rate must be at least 1")
+    try:
+        heartbeat(schedule)
+    except ScheduleError as exc:
+        problems.append(f"checkSchedule: {exc}")
 
     vendor = str(context.get("vendorAccount") or ROCKSET_ACCOUNT).strip()
     if not ACCOUNT_ID.match(vendor):
         problems.append(f"vendorAccount: must be a 12-digit AWS account ID, not {vendor[:40]!r}")
 
     trusted = tuple(_as_list(context.get("trustedPrincipals"), "trustedPrincipals", problems))
+    if key is not None:
+        try:  # the functions run in the key's Region: Powertools must be published there
+            powertools_layer_arn(key.partition, key.region, python="python3", architecture="arm64")
+        except NoLayerError as exc:
+            problems.append(f"keyArn: {exc}")
     if key is not None and not problems:
         # The runtime's own validation: what the app accepts, the Lambda's cold start accepts too.
         try:

@@ -27,6 +27,7 @@ from kms_guard.aws.state import STATE_ACTIONS
 
 from infra.alerts import AlertTopic
 from infra.config import GuardConfig
+from infra.layers import powertools_layer_arn
 from infra.nag import acknowledge
 from infra.queues import dead_letter_queue
 
@@ -39,10 +40,6 @@ BYTECODE = ("**/__pycache__", "**/*.pyc", "**/*.pyo")
 EVENT_HANDLER = "kms_guard.handlers.kms_event.handler"
 SCHEDULED_HANDLER = "kms_guard.handlers.scheduled_check.handler"
 
-POWERTOOLS_LAYER_VERSION = 38
-"""The AWS-published Powertools for AWS Lambda (Python) v3 layer version, pinned here and only here."""
-POWERTOOLS_ACCOUNT = "017000801446"
-"""The account AWS publishes the Powertools for AWS Lambda (Python) layers from."""
 LOG_RETENTION = logs.RetentionDays.ONE_YEAR
 FUNCTION_TIMEOUT = Duration.minutes(2)
 
@@ -64,17 +61,11 @@ def function_code() -> lambda_.Code:
     return lambda_.Code.from_asset(str(FUNCTIONS_DIR), exclude=list(BYTECODE))
 
 
-def powertools_layer_arn(region: str) -> str:
-    """The Powertools v3 layer for `LAMBDA_RUNTIME` on `ARCHITECTURE` in `region`."""
-    python = LAMBDA_RUNTIME.name.removeprefix("python").replace(".", "")
-    return (
-        f"arn:aws:lambda:{region}:{POWERTOOLS_ACCOUNT}:layer:AWSLambdaPowertoolsPythonV3-python{python}-"
-        f"{ARCHITECTURE.name}:{POWERTOOLS_LAYER_VERSION}"
-    )
-
-
-def powertools_layer(scope: Construct, region: str) -> lambda_.ILayerVersion:
-    return lambda_.LayerVersion.from_layer_version_arn(scope, "Powertools", powertools_layer_arn(region))
+def powertools_layer(scope: Construct, partition: str, region: str) -> lambda_.ILayerVersion:
+    """The Powertools v3 layer for `LAMBDA_RUNTIME` on `ARCHITECTURE` in `region` (infra.layers knows where)."""
+    python = LAMBDA_RUNTIME.name.replace(".", "")
+    arn = powertools_layer_arn(partition, region, python=python, architecture=ARCHITECTURE.name)
+    return lambda_.LayerVersion.from_layer_version_arn(scope, "Powertools", arn)
 
 
 class GuardFunction(Construct):

@@ -7,7 +7,7 @@ events reach the function from every Region; only the target differs.
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -16,6 +16,10 @@ from constructs import Construct
 from kms_guard.core.events import API_CALL, API_EVENTS, KMS_EVENTS, SERVICE_EVENT, SERVICE_EVENTS
 
 from infra.queues import dead_letter_queue
+
+ROUTED_ONLY = frozenset({"CreateKey"})
+"""Routed though the event parser does not act on them yet: when a replica is created, its Region logs a CreateKey
+(the primary's Region logs the ReplicateKey), and only that Region's forwarder sees it (aws-facts.md)."""
 
 
 def event_patterns() -> dict[str, events.EventPattern]:
@@ -29,7 +33,7 @@ def event_patterns() -> dict[str, events.EventPattern]:
             detail_type=[API_CALL, SERVICE_EVENT],
             detail={
                 "eventSource": ["kms.amazonaws.com"],
-                "eventName": sorted(API_EVENTS | SERVICE_EVENTS),
+                "eventName": sorted(API_EVENTS | SERVICE_EVENTS | ROUTED_ONLY),
                 "errorCode": [{"exists": False}],
             },
         ),
@@ -66,12 +70,18 @@ class KmsEventRules(Construct):
 class Forwarders(Construct):
     """In another Rockset Region: the same rules, forwarding to the home Region's default event bus."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, home_bus_arn: str) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, home_bus_arn: str, account: str) -> None:
         super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        # Only EventBridge acting for this account's rules in this Region may assume the role (confused deputy). The
+        # rules are named by the wildcard: they name the role, so the role cannot name them back without a cycle.
+        rules = stack.format_arn(service="events", resource="rule", resource_name="*")
         self.role = iam.Role(
             self,
             "Role",
-            assumed_by=iam.ServicePrincipal("events.amazonaws.com"),
+            assumed_by=iam.ServicePrincipal("events.amazonaws.com").with_conditions(
+                {"StringEquals": {"aws:SourceAccount": account}, "ArnLike": {"aws:SourceArn": rules}}
+            ),
             description="kms-guard: forward KMS events to the home Region's default event bus",
         )
         self.role.add_to_policy(iam.PolicyStatement(actions=["events:PutEvents"], resources=[home_bus_arn]))

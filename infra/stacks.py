@@ -29,7 +29,7 @@ class GuardStack(Stack):
         self.alerts = AlertTopic(self, "Alerts", emails=config.alert_emails)
         self.state = StateTable(self, "State")
         environment = config.environment(self.alerts.topic.topic_arn, self.state.table.table_name)
-        layer = powertools_layer(self, config.home_region)
+        layer = powertools_layer(self, config.key.partition, config.home_region)
         code = function_code()
 
         def guard_function(construct_id: str, handler: str, description: str) -> GuardFunction:
@@ -80,19 +80,19 @@ class GuardStack(Stack):
         self._alarms(config)
 
     def _alarms(self, config: GuardConfig) -> None:
-        topic = self.alerts.topic
+        alerts = self.alerts
         for name, guard in (("KmsEvent", self.event_function), ("ScheduledCheck", self.scheduled_function)):
             alarm_on(
                 self,
                 f"{name}Errors",
                 guard.function.metric_errors(period=Duration.minutes(5)),
                 f"kms-guard: the {name} function failed; Lambda retries, then its dead-letter queue keeps the event.",
-                topic,
+                alerts,
             )
-            dlq_alarm(self, f"{name}AsyncDlqAlarm", guard.dead_letter_queue, f"a {name} invocation", topic)
-        dlq_alarm(self, "EventsDlqAlarm", self.rules.dead_letter_queue, "a KMS event", topic)
-        dlq_alarm(self, "ScheduleDlqAlarm", self.schedule_dlq, "a scheduled check", topic)
-        heartbeat_alarm(self, "ScheduledCheckMissing", self.scheduled_function.function, config.schedule_minutes, topic)
+            dlq_alarm(self, f"{name}AsyncDlqAlarm", guard.dead_letter_queue, f"a {name} invocation", alerts)
+        dlq_alarm(self, "EventsDlqAlarm", self.rules.dead_letter_queue, "a KMS event", alerts)
+        dlq_alarm(self, "ScheduleDlqAlarm", self.schedule_dlq, "a scheduled check", alerts)
+        heartbeat_alarm(self, "ScheduledCheckMissing", self.scheduled_function.function, config.heartbeat, alerts)
 
 
 class ForwarderStack(Stack):
@@ -101,9 +101,7 @@ class ForwarderStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, config: GuardConfig, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
         home_bus_arn = f"arn:{config.key.partition}:events:{config.home_region}:{config.account}:event-bus/default"
-        self.forwarders = Forwarders(self, "Forwarders", home_bus_arn=home_bus_arn)
+        self.forwarders = Forwarders(self, "Forwarders", home_bus_arn=home_bus_arn, account=config.account)
         # CloudWatch alarm actions stay in their Region: this Region gets its own (encrypted) alert topic.
         self.alerts = AlertTopic(self, "Alerts", emails=config.alert_emails)
-        dlq_alarm(
-            self, "ForwardDlqAlarm", self.forwarders.dead_letter_queue, "a forwarded KMS event", self.alerts.topic
-        )
+        dlq_alarm(self, "ForwardDlqAlarm", self.forwarders.dead_letter_queue, "a forwarded KMS event", self.alerts)

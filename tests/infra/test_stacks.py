@@ -19,7 +19,8 @@ from kms_guard.aws.kms import KEY_STATE_ACTIONS, POLICY_WRITE_ACTIONS, READ_ACTI
 from kms_guard.aws.state import STATE_ACTIONS
 from moto import mock_aws
 
-from infra.function import FUNCTIONS_DIR, LAMBDA_RUNTIME, POWERTOOLS_LAYER_VERSION, TESTED_PYTHON
+from infra.function import FUNCTIONS_DIR, LAMBDA_RUNTIME, TESTED_PYTHON
+from infra.layers import POWERTOOLS_LAYER_VERSION
 from tests.infra.conftest import KEY_ARN, REGIONS, Built, build
 from tests.support import EVENTS, load_event
 
@@ -278,6 +279,16 @@ RELEVANT = [
 NOT_ROUTED = ["decrypt-read-only", "s3-put-bucket-policy", "disable-key-failed-access-denied", "scheduled-check"]
 
 
+def _replica_created(region: str) -> dict[str, Any]:
+    """What the replica's Region logs when a replica is created: a CreateKey (aws-facts.md). Derived from the
+    ReplicateKey fixture: same key, same caller, the call named as the replica's Region records it."""
+    event = load_event("replicate-key-without-grant")
+    event["detail"]["eventName"] = "CreateKey"
+    event["detail"]["awsRegion"] = region
+    event["region"] = region
+    return event
+
+
 def _routed(patterns: list[dict[str, Any]], event_names: list[str], region: str) -> list[tuple[str, str]]:
     """Put each fixture event on a moto event bus whose rules carry the synthesized patterns; see what arrives."""
     with mock_aws():
@@ -289,7 +300,7 @@ def _routed(patterns: list[dict[str, Any]], event_names: list[str], region: str)
             eventbridge.put_rule(Name=f"r{i}", EventPattern=json.dumps(pattern))
             eventbridge.put_targets(Rule=f"r{i}", Targets=[{"Id": "q", "Arn": queue_arn}])
         for name in event_names:
-            event = load_event(name)
+            event = _replica_created(region) if name == "CreateKey" else load_event(name)
             event["region"] = region
             if "awsRegion" in event.get("detail", {}):
                 event["detail"]["awsRegion"] = region
@@ -318,6 +329,13 @@ def _patterns(template: Template) -> list[dict[str, Any]]:
         for r in resources(template, "AWS::Events::Rule").values()
         if "EventPattern" in r["Properties"]
     ]
+
+
+@pytest.mark.parametrize("region", ["us-east-1", "eu-west-1"])
+def test_a_replica_created_in_another_region_is_forwarded_and_routed_at_home(off: Built, region: str) -> None:
+    forwarded = _routed(_patterns(off["forwarders"][region]), ["CreateKey"], region)
+    assert forwarded == [("AWS API Call via CloudTrail", "CreateKey")]
+    assert _routed(_patterns(off["home"]), ["CreateKey"], region) == forwarded
 
 
 @pytest.mark.parametrize("region", REGIONS)
@@ -375,19 +393,13 @@ def test_schedule(off: Built) -> None:
 # --- alerts, alarms, encryption --------------------------------------------------------------------------------
 
 
-def test_alert_topic_is_encrypted_with_a_key_cloudwatch_may_use_and_tls_only(off: Built) -> None:
+def test_alert_topic_is_encrypted_with_a_rotated_key_and_has_email_subscriptions(off: Built) -> None:
+    """Who may publish (CloudWatch alarms, TLS only) is asserted by meaning in test_alarm_delivery.py."""
     home = off["home"]
     [topic] = resources(home, "AWS::SNS::Topic").values()
-    assert "Fn::GetAtt" in topic["Properties"]["KmsMasterKeyId"]
-    [key] = resources(home, "AWS::KMS::Key").values()
-    assert key["Properties"]["EnableKeyRotation"] is True
-    statements = key["Properties"]["KeyPolicy"]["Statement"]
-    cloudwatch = [s for s in statements if s.get("Principal", {}).get("Service") == "cloudwatch.amazonaws.com"]
-    assert cloudwatch[0]["Action"] == ["kms:Decrypt", "kms:GenerateDataKey*"]
-    [policy] = resources(home, "AWS::SNS::TopicPolicy").values()
-    [deny] = policy["Properties"]["PolicyDocument"]["Statement"]
-    assert deny["Effect"] == "Deny"
-    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    [key_id] = resources(home, "AWS::KMS::Key")
+    assert topic["Properties"]["KmsMasterKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
+    assert resources(home, "AWS::KMS::Key")[key_id]["Properties"]["EnableKeyRotation"] is True
     home.has_resource_properties("AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "security@example.com"})
 
 
@@ -421,15 +433,58 @@ def test_alarms_watch_errors_every_dead_letter_queue_and_the_heartbeat(off: Buil
         assert any(queue_id in w for w in watched), f"no alarm on {queue_id}"
     errors = [a for a in alarms.values() if a["Properties"].get("MetricName") == "Errors"]
     assert len(errors) == 2
-    [heartbeat] = [a for a in alarms.values() if "Metrics" in a["Properties"]]
-    props = heartbeat["Properties"]
-    assert props["ComparisonOperator"] == "LessThanThreshold"
-    assert props["EvaluationPeriods"] == 2
-    assert props["TreatMissingData"] == "breaching"
-    assert any(m.get("Expression") == "invocations - errors" for m in props["Metrics"])
+    assert len([a for a in alarms.values() if "Metrics" in a["Properties"]]) == 1  # the heartbeat
     topic_id = next(iter(resources(home, "AWS::SNS::Topic")))
     for alarm in alarms.values():
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}]
+
+
+# --- the heartbeat -----------------------------------------------------------------------------------------------
+
+
+def _heartbeat(template: Template) -> dict[str, Any]:
+    alarm: dict[str, Any]
+    [alarm] = [
+        a["Properties"] for a in resources(template, "AWS::CloudWatch::Alarm").values() if "Metrics" in a["Properties"]
+    ]
+    return alarm
+
+
+@pytest.mark.parametrize(
+    ("schedule", "interval_seconds"),
+    [
+        ("rate(15 minutes)", 900),
+        ("rate(1 hour)", 3600),
+        ("rate(1 day)", 86400),
+        ("cron(0/10 * * * ? *)", 600),
+        ("cron(0 6 * * ? *)", 86400),
+        ("cron(0 9 ? * MON-FRI *)", 3 * 86400),  # Friday 09:00 to Monday 09:00
+    ],
+)
+def test_heartbeat_is_quiet_after_a_deploy_and_fires_when_runs_stop_or_fail(
+    schedule: str, interval_seconds: int
+) -> None:
+    """Fresh deploy: no data yet and missing data treated as missing, so the alarm stays in its initial
+    INSUFFICIENT_DATA and notifies nobody. Runs stop: the whole window has no data, the alarm becomes INSUFFICIENT_DATA,
+    and that notifies. Runs fail: periods with runs but no success breach. The window spans two schedule intervals."""
+    props = _heartbeat(build(checkSchedule=schedule)["home"])
+    assert props["TreatMissingData"] == "missing"  # not "breaching": that fires before the first run
+    topic = props["AlarmActions"]
+    assert topic
+    assert props["InsufficientDataActions"] == topic
+    assert props["ComparisonOperator"] == "LessThanThreshold"
+    assert props["Threshold"] == 1
+    assert props["DatapointsToAlarm"] == 2 <= props["EvaluationPeriods"]
+    [expression] = [m for m in props["Metrics"] if "Expression" in m]
+    assert expression["Expression"] == "invocations - errors"
+    periods = {m["MetricStat"]["Period"] for m in props["Metrics"] if "MetricStat" in m}
+    assert len(periods) == 1
+    [period] = periods
+    assert period % 60 == 0
+    assert period <= min(interval_seconds, 86400)
+    window = period * props["EvaluationPeriods"]
+    assert window >= 2 * interval_seconds  # a late run is not an outage
+    assert window <= (86400 if period < 3600 else 7 * 86400)  # what CloudWatch accepts
 
 
 def test_forwarder_dlq_alarm_goes_to_a_regional_encrypted_topic(off: Built) -> None:
@@ -438,6 +493,26 @@ def test_forwarder_dlq_alarm_goes_to_a_regional_encrypted_topic(off: Built) -> N
     [topic_id] = resources(template, "AWS::SNS::Topic")
     assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}]
     assert "KmsMasterKeyId" in resources(template, "AWS::SNS::Topic")[topic_id]["Properties"]
+
+
+@pytest.mark.parametrize(
+    ("key_arn", "layer"),
+    [
+        (KEY_ARN, "arn:aws:lambda:us-west-2:017000801446:layer:AWSLambdaPowertoolsPythonV3-python314-arm64"),
+        (
+            "arn:aws-cn:kms:cn-north-1:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab",
+            "arn:aws-cn:lambda:cn-north-1:498634801083:layer:AWSLambdaPowertoolsPythonV3-python314-arm64",
+        ),
+        (
+            "arn:aws-us-gov:kms:us-gov-west-1:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab",
+            "arn:aws-us-gov:lambda:us-gov-west-1:165093116878:layer:AWSLambdaPowertoolsPythonV3-python314-arm64",
+        ),
+    ],
+)
+def test_powertools_layer_comes_from_the_keys_partition_and_region(key_arn: str, layer: str) -> None:
+    home = build(keyArn=key_arn, regions=[key_arn.split(":")[3]])["home"]
+    for function in resources(home, "AWS::Lambda::Function").values():
+        assert function["Properties"]["Layers"] == [f"{layer}:{POWERTOOLS_LAYER_VERSION}"]
 
 
 def test_stacks_are_pinned_to_the_key_account_and_regions(on: Built) -> None:
