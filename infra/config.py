@@ -17,7 +17,7 @@ from kms_guard.core.arns import ArnError, KeyArn, parse_multi_region_key_arn, pa
 from kms_guard.core.vendor import ACCOUNT_ID, ROCKSET_ACCOUNT
 from kms_guard.settings import ENV_NAMES, REMEDIATION_MODES, Remediation, SettingsError, build_settings
 
-from infra.layers import NoLayerError, powertools_layer_arn
+from infra.layers import NoLayerError, powertools_account
 from infra.schedule import Heartbeat, ScheduleError, heartbeat
 
 CONTEXT_KEYS = (
@@ -138,7 +138,7 @@ def config_from_context(context: Mapping[str, Any]) -> GuardConfig:
     trusted = tuple(_as_list(context.get("trustedPrincipals"), "trustedPrincipals", problems))
     if key is not None:
         try:  # the functions run in the key's Region: Powertools must be published there
-            powertools_layer_arn(key.partition, key.region, python="python3", architecture="arm64")
+            powertools_account(key.partition, key.region)
         except NoLayerError as exc:
             problems.append(f"keyArn: {exc}")
     if key is not None and not problems:

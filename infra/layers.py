@@ -22,8 +22,8 @@ class NoLayerError(ValueError):
     """No Powertools layer is published where the function would run."""
 
 
-def powertools_layer_arn(partition: str, region: str, *, python: str, architecture: str) -> str:
-    """The layer for `python` (e.g. 'python314') on `architecture` ('arm64' | 'x86_64') in `region`."""
+def powertools_account(partition: str, region: str) -> str:
+    """The account AWS publishes the layer from in `region`, or `NoLayerError`."""
     account = COMMERCIAL_ACCOUNT if partition == "aws" else OTHER_PARTITIONS.get((partition, region))
     if account is None:
         known = ", ".join(r for p, r in OTHER_PARTITIONS if p == partition) or "none"
@@ -31,6 +31,12 @@ def powertools_layer_arn(partition: str, region: str, *, python: str, architectu
             f"no AWS-published Powertools layer is known in {region} (partition {partition}; Regions known there: "
             f"{known}); deploy the functions' home Region where AWS publishes it"
         )
+    return account
+
+
+def powertools_layer_arn(partition: str, region: str, *, python: str, architecture: str) -> str:
+    """The layer for `python` (e.g. 'python314') on `architecture` ('arm64' | 'x86_64') in `region`."""
+    account = powertools_account(partition, region)
     return (
         f"arn:{partition}:lambda:{region}:{account}:layer:AWSLambdaPowertoolsPythonV3-{python}-{architecture}:"
         f"{POWERTOOLS_LAYER_VERSION}"
