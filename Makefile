@@ -7,6 +7,9 @@ UV ?= $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 VENV := .venv
 STAMP := $(VENV)/.synced
 export UV_PROJECT_ENVIRONMENT := $(VENV)
+# cdk.json runs the app with `uv run`: a uv that .tools/ holds must be found by the CDK CLI too (appended, so a uv
+# already on PATH wins and .tools/bin/python never shadows the system python3).
+export PATH := $(PATH):$(CURDIR)/.tools/bin
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 .PHONY: help setup test lint typecheck unit demo synth bench clean

@@ -15,7 +15,10 @@ from typing import Any
 
 from kms_guard.core.arns import ArnError, KeyArn, parse_multi_region_key_arn, parse_regions
 from kms_guard.core.vendor import ACCOUNT_ID, ROCKSET_ACCOUNT
-from kms_guard.settings import REMEDIATION_MODES, Remediation, SettingsError, build_settings
+from kms_guard.settings import ENV_NAMES, REMEDIATION_MODES, Remediation, SettingsError, build_settings
+
+from infra.layers import NoLayerError, powertools_account
+from infra.schedule import Heartbeat, ScheduleError, heartbeat
 
 CONTEXT_KEYS = (
     "keyArn",
@@ -30,8 +33,6 @@ CONTEXT_KEYS = (
 )
 DEFAULT_SCHEDULE = "rate(15 minutes)"
 _EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[A-Za-z]{2,}$")
-_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
-_CRON = re.compile(r"^cron\((\S+ ){5}\S+\)$")
 
 
 class ConfigError(ValueError):
@@ -69,27 +70,25 @@ class GuardConfig:
         return [str(self.key.in_region(r)) for r in self.regions]
 
     @property
-    def schedule_minutes(self) -> int:
-        """The schedule's period, for the 'scheduled check has not succeeded' alarm (cron: assume hourly)."""
-        match = _RATE.match(self.check_schedule)
-        if not match:
-            return 60
-        unit = match.group(2).rstrip("s")
-        return int(match.group(1)) * {"minute": 1, "hour": 60, "day": 1440}[unit]
+    def heartbeat(self) -> Heartbeat:
+        """The scheduled check's heartbeat alarm, derived from the schedule (validated when the config was built)."""
+        return heartbeat(self.check_schedule)
 
     def environment(self, topic_arn: str, table_name: str) -> dict[str, str]:
-        """The Lambda settings (design.md): what both functions receive."""
-        return {
-            "KMS_GUARD_KEY_ARN": str(self.key),
-            "KMS_GUARD_REGIONS": ",".join(self.regions),
-            "KMS_GUARD_TOPIC_ARN": topic_arn,
-            "KMS_GUARD_STATE_TABLE": table_name,
-            "KMS_GUARD_REMEDIATION": self.remediation,
-            "KMS_GUARD_RESTORE_KEY_STATE": str(self.restore_key_state).lower(),
-            "KMS_GUARD_DRY_RUN": str(self.dry_run).lower(),
-            "KMS_GUARD_TRUSTED_PRINCIPALS": ",".join(self.trusted_principals),
-            "KMS_GUARD_VENDOR_ACCOUNT": self.vendor_account,
+        """The Lambda settings (design.md): what both functions receive, named by `kms_guard.settings.ENV_NAMES`, the
+        one place the variable names are written (the runtime reads them back with the same mapping)."""
+        values = {
+            "key_arn": str(self.key),
+            "regions": ",".join(self.regions),
+            "topic_arn": topic_arn,
+            "state_table": table_name,
+            "remediation": self.remediation,
+            "restore_key_state": str(self.restore_key_state).lower(),
+            "dry_run": str(self.dry_run).lower(),
+            "trusted_principals": ",".join(self.trusted_principals),
+            "vendor_account": self.vendor_account,
         }
+        return {ENV_NAMES[field]: value for field, value in values.items()}
 
 
 def config_from_context(context: Mapping[str, Any]) -> GuardConfig:
@@ -119,27 +118,29 @@ def config_from_context(context: Mapping[str, Any]) -> GuardConfig:
             problems.append(f"alertEmails: not an email address: {email[:80]!r}")
 
     remediation = str(context.get("remediation") or "off").strip()
-    if remediation not in REMEDIATION_MODES:
+    mode = next((m for m in REMEDIATION_MODES if m == remediation), None)
+    if mode is None:
         problems.append(f"remediation: unknown mode {remediation[:40]!r} (one of {', '.join(REMEDIATION_MODES)})")
 
     restore = _as_bool(context.get("restoreKeyState"), "restoreKeyState", problems)
     dry_run = _as_bool(context.get("dryRun"), "dryRun", problems)
 
     schedule = str(context.get("checkSchedule") or DEFAULT_SCHEDULE).strip()
-    rate = _RATE.match(schedule)
-    if not (rate or _CRON.match(schedule)):
-        problems.append(
-            f"checkSchedule: not an EventBridge schedule expression: {schedule[:60]!r} "
-            "(e.g. 'rate(15 minutes)' or 'cron(0/15 * * * ? *)')"
-        )
-    elif rate and int(rate.group(1)) < 1:
-        problems.append("checkSchedule: the rate must be at least 1")
+    try:
+        heartbeat(schedule)
+    except ScheduleError as exc:
+        problems.append(f"checkSchedule: {exc}")
 
     vendor = str(context.get("vendorAccount") or ROCKSET_ACCOUNT).strip()
     if not ACCOUNT_ID.match(vendor):
         problems.append(f"vendorAccount: must be a 12-digit AWS account ID, not {vendor[:40]!r}")
 
     trusted = tuple(_as_list(context.get("trustedPrincipals"), "trustedPrincipals", problems))
+    if key is not None:
+        try:  # the functions run in the key's Region: Powertools must be published there
+            powertools_account(key.partition, key.region)
+        except NoLayerError as exc:
+            problems.append(f"keyArn: {exc}")
     if key is not None and not problems:
         # The runtime's own validation: what the app accepts, the Lambda's cold start accepts too.
         try:
@@ -154,13 +155,13 @@ def config_from_context(context: Mapping[str, Any]) -> GuardConfig:
 
     unknown = sorted(k for k in context if k in _NEAR_MISSES)
     problems.extend(f"{k}: unknown context key (did you mean {_NEAR_MISSES[k]}?)" for k in unknown)
-    if problems or key is None:
+    if problems or key is None or mode is None:
         raise ConfigError(problems)
     return GuardConfig(
         key=key,
         regions=regions,
         alert_emails=emails,
-        remediation=remediation,  # type: ignore[arg-type]  (validated above)
+        remediation=mode,
         restore_key_state=restore,
         dry_run=dry_run,
         trusted_principals=trusted,

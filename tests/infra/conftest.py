@@ -4,19 +4,35 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import pytest
+
+if TYPE_CHECKING:
+    from aws_cdk.assertions import Template
+    from aws_cdk.cx_api import CloudAssembly
+
+    from infra.config import GuardConfig
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 KEY_ARN = "arn:aws:kms:us-west-2:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab"
+ACCOUNT = "111122223333"
 REGIONS = ["us-west-2", "us-east-1", "eu-west-1"]
-BASE = {"keyArn": KEY_ARN, "regions": REGIONS, "alertEmails": ["security@example.com"]}
+BASE: dict[str, Any] = {"keyArn": KEY_ARN, "regions": REGIONS, "alertEmails": ["security@example.com"]}
+
+
+class Built(TypedDict):
+    """One synthesized app: its config, cloud assembly, and the templates of the home stack and the forwarders."""
+
+    config: GuardConfig
+    assembly: CloudAssembly
+    home: Template
+    forwarders: dict[str, Template]
 
 
 @functools.cache
-def _build(frozen_context: tuple[tuple[str, Any], ...]) -> Any:
+def _build(frozen_context: tuple[tuple[str, Any], ...]) -> Built:
     from aws_cdk.assertions import Template
 
     from infra.app import build_app
@@ -34,18 +50,18 @@ def _build(frozen_context: tuple[tuple[str, Any], ...]) -> Any:
     }
 
 
-def build(**overrides: Any) -> dict[str, Any]:
+def build(**overrides: Any) -> Built:
     context = {**BASE, **overrides}
     return _build(tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in context.items())))
 
 
 @pytest.fixture(scope="session")
-def off() -> dict[str, Any]:
+def off() -> Built:
     """Alerting only (the default)."""
     return build()
 
 
 @pytest.fixture(scope="session")
-def on() -> dict[str, Any]:
+def on() -> Built:
     """Remediation and restoreKeyState on."""
     return build(remediation="restore-statement", restoreKeyState=True)

@@ -13,12 +13,12 @@ from aws_cdk import aws_iam as iam
 
 from infra.app import build_app
 from infra.config import config_from_context
-from tests.infra.conftest import BASE
+from tests.infra.conftest import BASE, Built
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_cdk_nag_is_really_checking(tmp_path):
+def test_cdk_nag_is_really_checking(tmp_path: Path) -> None:
     """A wildcard IAM statement nobody acknowledged must fail synth.
 
     That every real configuration passes AwsSolutions is shown by the `off` and `on` fixtures: they synthesize with the
@@ -29,7 +29,7 @@ def test_cdk_nag_is_really_checking(tmp_path):
         app.synth()
 
 
-def test_every_acknowledgment_names_an_exact_rule_and_says_why(on):
+def test_every_acknowledgment_names_an_exact_rule_and_says_why(on: Built) -> None:
     acknowledged = {}
     for metadata in Path(on["assembly"].directory).glob("*.metadata.json"):
         for path, entries in json.loads(metadata.read_text()).items():
@@ -42,7 +42,7 @@ def test_every_acknowledgment_names_an_exact_rule_and_says_why(on):
     assert all(len(reason) > 40 for reason in acknowledged.values())
 
 
-def test_cfn_lint_is_clean_on_every_template(on):
+def test_cfn_lint_is_clean_on_every_template(on: Built) -> None:
     templates = sorted(str(p) for p in Path(on["assembly"].directory).glob("*.template.json"))
     assert len(templates) == 3
     # W3005 (DependsOn beside GetAtt) is reported on ordinary CDK output: ignored explicitly, nothing else is.
@@ -59,11 +59,20 @@ def test_cfn_lint_is_clean_on_every_template(on):
 
 
 @pytest.mark.skipif(shutil.which("npx") is None, reason="needs Node.js (installed on every machine of this project)")
-def test_make_synth_runs_the_real_cdk_cli(tmp_path):
+def test_make_synth_runs_the_real_cdk_cli_through_uv_without_uv_on_path(tmp_path: Path) -> None:
+    """cdk.json runs the app with `uv run --frozen`; `make synth` works where uv is only in .tools/ (the Makefile's
+    own install), as on a fresh machine."""
     cdk = ROOT / "node_modules" / ".bin" / "cdk"
     assert cdk.exists(), "run `make setup` (or `make test`) first: it installs the pinned CDK CLI"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    assert json.loads((ROOT / "cdk.json").read_text())["app"].startswith("uv run --frozen ")
+    assert (ROOT / ".tools" / "bin" / "uv").exists(), "run `make setup` first: the Makefile installs uv into .tools/"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "UV_", "VIRTUAL_ENV"))}
     env["JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION"] = "20"
+    env["PATH"] = os.pathsep.join(
+        d for d in os.environ["PATH"].split(os.pathsep) if d and not (Path(d) / "uv").exists()
+    )
+    env.pop("UV", None)
+    assert shutil.which("uv", path=env["PATH"]) is None
     result = subprocess.run(
         ["make", "--no-print-directory", "synth", f"CDK_OUT={tmp_path}"],
         capture_output=True,
@@ -74,8 +83,7 @@ def test_make_synth_runs_the_real_cdk_cli(tmp_path):
         env=env,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    out = tmp_path
-    names = sorted(p.name for p in out.glob("*.template.json"))
+    names = sorted(p.name for p in tmp_path.glob("*.template.json"))
     assert names == [
         "KmsGuard.template.json",
         "KmsGuardForwarder-eu-west-1.template.json",

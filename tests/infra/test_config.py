@@ -6,6 +6,8 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,13 +15,13 @@ from infra.config import ConfigError, config_from_context
 from tests.infra.conftest import KEY_ARN
 
 
-def problems(**context):
+def problems(**context: Any) -> list[str]:
     with pytest.raises(ConfigError) as info:
         config_from_context(context)
     return info.value.problems
 
 
-def test_valid_config_and_defaults():
+def test_valid_config_and_defaults() -> None:
     config = config_from_context({"keyArn": KEY_ARN, "regions": "us-east-1,us-west-2"})
     assert config.account == "111122223333"
     assert config.home_region == "us-west-2"
@@ -29,7 +31,7 @@ def test_valid_config_and_defaults():
     assert not config.restore_key_state
     assert config.check_schedule == "rate(15 minutes)"
     assert config.vendor_account == "318212636800"
-    assert config.schedule_minutes == 15
+    assert config.heartbeat.interval_minutes == 15
 
 
 @pytest.mark.parametrize(
@@ -69,28 +71,79 @@ def test_valid_config_and_defaults():
         ({"keyArn": KEY_ARN, "trustedPrincipals": "alice"}, "trustedPrincipals: not an IAM role or user ARN"),
     ],
 )
-def test_each_bad_value_has_one_clear_message(context, message):
+def test_each_bad_value_has_one_clear_message(context: dict[str, Any], message: str) -> None:
     found = problems(**context)
     assert any(message in p for p in found), found
 
 
-def test_every_problem_is_reported_at_once():
+def test_every_problem_is_reported_at_once() -> None:
     found = problems(keyArn=KEY_ARN, remediation="x", alertEmails="nope", checkSchedule="soon")
     assert [p.split(":")[0] for p in found] == ["alertEmails", "remediation", "checkSchedule"]
 
 
-def test_accepts_cdk_json_types_and_cli_strings_alike():
+def test_accepts_cdk_json_types_and_cli_strings_alike() -> None:
     a = config_from_context({"keyArn": KEY_ARN, "regions": ["us-west-2", "us-east-1"], "restoreKeyState": True})
     b = config_from_context({"keyArn": KEY_ARN, "regions": "us-west-2,us-east-1", "restoreKeyState": "true"})
     assert a == b
 
 
-def test_cron_schedule_is_accepted():
-    config = config_from_context({"keyArn": KEY_ARN, "checkSchedule": "cron(0/10 * * * ? *)"})
-    assert config.schedule_minutes == 60  # cron: the missing-check alarm assumes hourly
+@pytest.mark.parametrize(
+    ("schedule", "minutes"),
+    [
+        ("rate(1 minute)", 1),
+        ("rate(2 hours)", 120),
+        ("rate(3 days)", 3 * 1440),
+        ("cron(0/10 * * * ? *)", 10),  # not "assumed hourly"
+        ("cron(5,35 */2 * * ? *)", 90),  # the longest gap, :35 to the next even hour's :05
+        ("cron(30 4 * * ? *)", 1440),  # daily
+        ("cron(0 9 ? * MON-FRI *)", 3 * 1440),  # weekdays: Friday to Monday
+        ("cron(0 0/6 ? * 1,4 *)", 3 * 1440 + 6 * 60),  # Sunday and Wednesday: Wednesday 18:00 to Sunday 00:00
+    ],
+)
+def test_schedule_interval_comes_from_rate_and_cron_alike(schedule: str, minutes: int) -> None:
+    config = config_from_context({"keyArn": KEY_ARN, "checkSchedule": schedule})
+    assert config.heartbeat.interval_minutes == minutes
 
 
-def test_app_reports_problems_one_per_line_without_traceback(tmp_path):
+@pytest.mark.parametrize(
+    ("schedule", "message"),
+    [
+        ("rate(4 days)", "checkSchedule: the heartbeat alarm cannot watch 'rate(4 days)'"),
+        ("cron(0 3 ? * SUN *)", "checkSchedule: the heartbeat alarm cannot watch 'cron(0 3 ? * SUN *)'"),
+        ("cron(0 0 1 * ? *)", "checkSchedule: the heartbeat alarm cannot watch 'cron(0 0 1 * ? *)'"),
+        ("cron(0 0 ? * 2#1 *)", "checkSchedule: the heartbeat alarm cannot watch 'cron(0 0 ? * 2#1 *)'"),
+        ("cron(0 0 * * * *)", "one of day-of-month and day-of-week must be '?'"),
+        ("cron(0 25 * * ? *)", "25 is outside 0-23"),
+    ],
+)
+def test_a_schedule_the_heartbeat_cannot_watch_is_one_clear_problem(schedule: str, message: str) -> None:
+    found = problems(keyArn=KEY_ARN, checkSchedule=schedule)
+    assert len(found) == 1
+    assert message in found[0]
+    assert "\n" not in found[0]
+
+
+@pytest.mark.parametrize(
+    "key_arn",
+    [
+        "arn:aws-cn:kms:cn-north-1:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab",
+        "arn:aws-us-gov:kms:us-gov-west-1:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab",
+        "arn:aws-us-gov:kms:us-gov-east-1:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab",
+    ],
+)
+def test_keys_in_partitions_where_powertools_is_published_are_accepted(key_arn: str) -> None:
+    assert config_from_context({"keyArn": key_arn}).key.partition != "aws"
+
+
+def test_a_home_region_without_a_powertools_layer_is_one_clear_problem() -> None:
+    found = problems(keyArn="arn:aws-cn:kms:cn-northwest-1:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab")
+    assert found == [
+        "keyArn: no AWS-published Powertools layer is known in cn-northwest-1 (partition aws-cn; Regions known there: "
+        "cn-north-1); deploy the functions' home Region where AWS publishes it"
+    ]
+
+
+def test_app_reports_problems_one_per_line_without_traceback(tmp_path: Path) -> None:
     env = {
         **os.environ,
         "CDK_OUTDIR": str(tmp_path),

@@ -3,28 +3,36 @@
 from __future__ import annotations
 
 import json
+import re
+import sys
+import tomllib
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import aws_cdk as cdk
 import boto3
 import pytest
+from aws_cdk.assertions import Template
+from aws_cdk.cx_api import CloudFormationStackArtifact
 from kms_guard.aws.kms import KEY_STATE_ACTIONS, POLICY_WRITE_ACTIONS, READ_ACTIONS
 from kms_guard.aws.state import STATE_ACTIONS
 from moto import mock_aws
 
-from infra.constructs import FUNCTIONS_DIR, POWERTOOLS_LAYER_VERSION
-from tests.infra.conftest import KEY_ARN, REGIONS, build
+from infra.function import FUNCTIONS_DIR, LAMBDA_RUNTIME, TESTED_PYTHON
+from infra.layers import POWERTOOLS_LAYER_VERSION
+from tests.infra.conftest import KEY_ARN, REGIONS, Built, build
 from tests.support import EVENTS, load_event
 
+ROOT = Path(__file__).resolve().parents[2]
 KEY_ARNS = [KEY_ARN.replace("us-west-2", r) for r in REGIONS]
 
 
-def resources(template, kind):
-    return template.find_resources(kind)
+def resources(template: Template, kind: str) -> dict[str, Any]:
+    return dict(template.find_resources(kind))
 
 
-def policy_statements(template):
+def policy_statements(template: Template) -> list[tuple[str, list[str], Any]]:
     out = []
     for logical_id, policy in resources(template, "AWS::IAM::Policy").items():
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
@@ -33,7 +41,7 @@ def policy_statements(template):
     return out
 
 
-def kms_statements(template, role_prefix):
+def kms_statements(template: Template, role_prefix: str) -> list[tuple[list[str], Any]]:
     return [(a, r) for lid, a, r in policy_statements(template) if lid.startswith(role_prefix) and r == KEY_ARNS]
 
 
@@ -41,23 +49,23 @@ def kms_statements(template, role_prefix):
 
 
 @pytest.mark.parametrize("role", ["KmsEventFunctionRole", "ScheduledCheckFunctionRole"])
-def test_alerting_only_roles_can_only_read_the_key(off, role):
+def test_alerting_only_roles_can_only_read_the_key(off: Built, role: str) -> None:
     assert kms_statements(off["home"], role) == [(list(READ_ACTIONS), KEY_ARNS)]
 
 
 @pytest.mark.parametrize("role", ["KmsEventFunctionRole", "ScheduledCheckFunctionRole"])
-def test_remediation_adds_exactly_the_write_actions(on, role):
+def test_remediation_adds_exactly_the_write_actions(on: Built, role: str) -> None:
     expected = list(READ_ACTIONS) + list(POLICY_WRITE_ACTIONS) + list(KEY_STATE_ACTIONS)
     assert kms_statements(on["home"], role) == [(expected, KEY_ARNS)]
 
 
-def test_policy_repair_without_key_state_restore():
+def test_policy_repair_without_key_state_restore() -> None:
     template = build(remediation="revert")["home"]
     expected = list(READ_ACTIONS) + list(POLICY_WRITE_ACTIONS)
     assert kms_statements(template, "KmsEventFunctionRole") == [(expected, KEY_ARNS)]
 
 
-def test_no_kms_wildcards_and_no_kms_action_on_star(on):
+def test_no_kms_wildcards_and_no_kms_action_on_star(on: Built) -> None:
     for template in [on["home"], *on["forwarders"].values()]:
         for _, actions, resource in policy_statements(template):
             kms_actions = [a for a in actions if a.startswith("kms:")]
@@ -67,7 +75,7 @@ def test_no_kms_wildcards_and_no_kms_action_on_star(on):
                 assert "*" not in (resource if isinstance(resource, list) else [resource])
 
 
-def test_each_role_reaches_only_its_topic_table_log_group_and_dlq(on):
+def test_each_role_reaches_only_its_topic_table_log_group_and_dlq(on: Built) -> None:
     home = on["home"]
     [topic] = resources(home, "AWS::SNS::Topic")
     [topic_key] = resources(home, "AWS::KMS::Key")
@@ -96,7 +104,7 @@ def test_each_role_reaches_only_its_topic_table_log_group_and_dlq(on):
     assert all("ManagedPolicyArns" not in r["Properties"] for r in lambda_roles)
 
 
-def test_statement_actions_follow_the_adapters_declarations(on):
+def test_statement_actions_follow_the_adapters_declarations(on: Built) -> None:
     assert set(READ_ACTIONS) == {"kms:DescribeKey", "kms:GetKeyPolicy"}
     granted = {a for _, actions, _ in policy_statements(on["home"]) for a in actions}
     assert set(READ_ACTIONS) | set(POLICY_WRITE_ACTIONS) | set(KEY_STATE_ACTIONS) | set(STATE_ACTIONS) <= granted
@@ -105,20 +113,36 @@ def test_statement_actions_follow_the_adapters_declarations(on):
 # --- functions -------------------------------------------------------------------------------------------------
 
 
-def test_functions_runtime_architecture_layer_and_settings(on):
+def _python(version: str) -> tuple[int, int]:
+    """(3, 11) from '>=3.11', '3.11', 'py311' or 'python3.11'."""
+    major, minor = re.findall(r"(\d)\.?(\d+)", version)[0]
+    return int(major), int(minor)
+
+
+def test_python_versions_are_written_next_to_each_other_and_agree() -> None:
+    """infra/function.py holds both: the Lambda runs the newest Python runtime aws-cdk-lib offers, and the oldest
+    Python the code and tests run on is the one pyproject.toml states for pip, ruff and mypy alike."""
     from aws_cdk import aws_lambda
 
-    newest = max(
-        (getattr(aws_lambda.Runtime, n) for n in dir(aws_lambda.Runtime) if n.startswith("PYTHON_3_")),
-        key=lambda r: tuple(int(x) for x in r.name.removeprefix("python").split(".")),
-    )
+    offered = [getattr(aws_lambda.Runtime, n) for n in dir(aws_lambda.Runtime) if n.startswith("PYTHON_3_")]
+    newest = max(offered, key=lambda r: _python(r.name))
+    assert LAMBDA_RUNTIME.name == newest.name
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert _python(pyproject["project"]["requires-python"]) == TESTED_PYTHON
+    assert _python(pyproject["tool"]["ruff"]["target-version"]) == TESTED_PYTHON
+    assert _python(pyproject["tool"]["mypy"]["python_version"]) == TESTED_PYTHON
+    assert sys.version_info[:2] >= TESTED_PYTHON
+    assert _python(LAMBDA_RUNTIME.name) >= TESTED_PYTHON
+
+
+def test_functions_runtime_architecture_layer_and_settings(on: Built) -> None:
     functions = resources(on["home"], "AWS::Lambda::Function")
     assert len(functions) == 2
     handlers = set()
     for function in functions.values():
         props = function["Properties"]
         handlers.add(props["Handler"])
-        assert props["Runtime"] == newest.name == "python3.14"
+        assert props["Runtime"] == LAMBDA_RUNTIME.name == "python3.14"
         assert props["Architectures"] == ["arm64"]
         assert props["Layers"] == [
             f"arn:aws:lambda:us-west-2:017000801446:layer:AWSLambdaPowertoolsPythonV3-python314-arm64:{POWERTOOLS_LAYER_VERSION}"
@@ -137,32 +161,54 @@ def test_functions_runtime_architecture_layer_and_settings(on):
     assert handlers == {"kms_guard.handlers.kms_event.handler", "kms_guard.handlers.scheduled_check.handler"}
 
 
-def test_settings_the_cdk_passes_are_accepted_by_the_runtime(on):
-    from kms_guard.settings import settings_from_env
+def test_lambda_environment_is_named_once_by_the_settings_and_accepted_by_them() -> None:
+    """The variable names are written once (`kms_guard.settings.ENV_NAMES`): the CDK sets exactly those (plus
+    Powertools' own), and the runtime's parser accepts what the CDK sets and reads back the configured values."""
+    from kms_guard.settings import ENV_NAMES, settings_from_env
 
-    for function in resources(on["home"], "AWS::Lambda::Function").values():
-        env = dict(function["Properties"]["Environment"]["Variables"])
-        env["KMS_GUARD_TOPIC_ARN"] = "arn:aws:sns:us-west-2:111122223333:alerts"
-        env["KMS_GUARD_STATE_TABLE"] = "state"
+    trusted = "arn:aws:iam::111122223333:role/platform-automation"
+    built = build(
+        remediation="revert", restoreKeyState=True, dryRun=True, trustedPrincipals=trusted, vendorAccount="123456789012"
+    )
+    home = built["home"]
+    [topic_id] = resources(home, "AWS::SNS::Topic")
+    [table_id] = resources(home, "AWS::DynamoDB::Table")
+    deployed = {  # what CloudFormation resolves the two references to
+        json.dumps({"Ref": topic_id}): "arn:aws:sns:us-west-2:111122223333:kms-guard-alerts",
+        json.dumps({"Ref": table_id}): "kms-guard-state",
+    }
+    functions = resources(home, "AWS::Lambda::Function")
+    assert len(functions) == 2
+    for function in functions.values():
+        variables = function["Properties"]["Environment"]["Variables"]
+        assert set(variables) == set(ENV_NAMES.values()) | {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"}
+        env = {k: v if isinstance(v, str) else deployed[json.dumps(v)] for k, v in variables.items()}
         settings = settings_from_env(env)
+        assert str(settings.key) == KEY_ARN
         assert settings.regions == tuple(REGIONS)
+        assert settings.topic_arn == "arn:aws:sns:us-west-2:111122223333:kms-guard-alerts"
+        assert settings.state_table == "kms-guard-state"
+        assert settings.remediation == "revert"
         assert settings.restore_key_state
+        assert settings.dry_run
+        assert settings.trusted_principals == (trusted,)
+        assert settings.vendor.account == "123456789012"
 
 
-def test_async_invocations_retry_then_dead_letter(off):
+def test_async_invocations_retry_then_dead_letter(off: Built) -> None:
     configs = resources(off["home"], "AWS::Lambda::EventInvokeConfig")
     assert len(configs) == 2
     for config in configs.values():
         assert config["Properties"]["MaximumRetryAttempts"] == 2
 
 
-def test_log_groups_have_retention(off):
+def test_log_groups_have_retention(off: Built) -> None:
     groups = resources(off["home"], "AWS::Logs::LogGroup")
     assert len(groups) == 2
     assert {g["Properties"]["RetentionInDays"] for g in groups.values()} == {365}
 
 
-def test_function_asset_is_the_functions_folder_as_it_stands(off, tmp_path):
+def test_function_asset_is_the_functions_folder_as_it_stands(off: Built, tmp_path: Path) -> None:
     """The asset holds exactly the source files under functions/ (the kms_guard package): no CLI, no demo, no caches."""
     assembly = off["assembly"]
     stack = assembly.get_stack_by_name("KmsGuard")
@@ -186,7 +232,7 @@ def test_function_asset_is_the_functions_folder_as_it_stands(off, tmp_path):
     assert zipped.stat().st_size < 200 * 1024
 
 
-def test_a_synth_leaves_no_temporary_directory_behind(tmp_path, monkeypatch):
+def test_a_synth_leaves_no_temporary_directory_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The asset is a folder as it stands: building the app stages nothing in the temporary directory."""
     import tempfile
 
@@ -202,12 +248,12 @@ def test_a_synth_leaves_no_temporary_directory_behind(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
-def _file_assets(stack):
+def _file_assets(stack: CloudFormationStackArtifact) -> list[dict[str, Any]]:
     manifest = json.loads(Path(stack.assembly.directory, f"{stack.stack_name}.assets.json").read_text())
     return [f["source"] for f in manifest["files"].values() if f["source"].get("packaging") == "zip"]
 
 
-def test_lambda_modules_never_import_cli_or_demo_code():
+def test_lambda_modules_never_import_cli_or_demo_code() -> None:
     for module in (FUNCTIONS_DIR / "kms_guard").rglob("*.py"):
         text = module.read_text()
         assert "kms_guard_cli" not in text, module
@@ -233,7 +279,17 @@ RELEVANT = [
 NOT_ROUTED = ["decrypt-read-only", "s3-put-bucket-policy", "disable-key-failed-access-denied", "scheduled-check"]
 
 
-def _routed(patterns, event_names, region):
+def _replica_created(region: str) -> dict[str, Any]:
+    """What the replica's Region logs when a replica is created: a CreateKey (aws-facts.md). Derived from the
+    ReplicateKey fixture: same key, same caller, the call named as the replica's Region records it."""
+    event = load_event("replicate-key-without-grant")
+    event["detail"]["eventName"] = "CreateKey"
+    event["detail"]["awsRegion"] = region
+    event["region"] = region
+    return event
+
+
+def _routed(patterns: list[dict[str, Any]], event_names: list[str], region: str) -> list[tuple[str, str]]:
     """Put each fixture event on a moto event bus whose rules carry the synthesized patterns; see what arrives."""
     with mock_aws():
         eventbridge = boto3.client("events", region_name=region, aws_access_key_id="t", aws_secret_access_key="t")
@@ -244,7 +300,7 @@ def _routed(patterns, event_names, region):
             eventbridge.put_rule(Name=f"r{i}", EventPattern=json.dumps(pattern))
             eventbridge.put_targets(Rule=f"r{i}", Targets=[{"Id": "q", "Arn": queue_arn}])
         for name in event_names:
-            event = load_event(name)
+            event = _replica_created(region) if name == "CreateKey" else load_event(name)
             event["region"] = region
             if "awsRegion" in event.get("detail", {}):
                 event["detail"]["awsRegion"] = region
@@ -267,7 +323,7 @@ def _routed(patterns, event_names, region):
         return received
 
 
-def _patterns(template):
+def _patterns(template: Template) -> list[dict[str, Any]]:
     return [
         r["Properties"]["EventPattern"]
         for r in resources(template, "AWS::Events::Rule").values()
@@ -275,19 +331,26 @@ def _patterns(template):
     ]
 
 
+@pytest.mark.parametrize("region", ["us-east-1", "eu-west-1"])
+def test_a_replica_created_in_another_region_is_forwarded_and_routed_at_home(off: Built, region: str) -> None:
+    forwarded = _routed(_patterns(off["forwarders"][region]), ["CreateKey"], region)
+    assert forwarded == [("AWS API Call via CloudTrail", "CreateKey")]
+    assert _routed(_patterns(off["home"]), ["CreateKey"], region) == forwarded
+
+
 @pytest.mark.parametrize("region", REGIONS)
-def test_home_rules_match_every_key_event_from_every_region(off, region):
+def test_home_rules_match_every_key_event_from_every_region(off: Built, region: str) -> None:
     # Events from other Regions arrive on the home bus unchanged (forwarded), so the home rules must match them too.
     received = _routed(_patterns(off["home"]), RELEVANT, region)
     assert len(received) == len(RELEVANT)
 
 
-def test_rules_ignore_read_only_calls_failed_calls_and_other_services(off):
+def test_rules_ignore_read_only_calls_failed_calls_and_other_services(off: Built) -> None:
     assert _routed(_patterns(off["home"]), NOT_ROUTED, "us-west-2") == []
 
 
 @pytest.mark.parametrize("region", ["us-east-1", "eu-west-1"])
-def test_forwarders_route_the_same_events_to_the_home_bus(off, region):
+def test_forwarders_route_the_same_events_to_the_home_bus(off: Built, region: str) -> None:
     template = off["forwarders"][region]
     assert _patterns(template) == _patterns(off["home"])
     assert len(_routed(_patterns(template), RELEVANT, region)) == len(RELEVANT)
@@ -301,7 +364,7 @@ def test_forwarders_route_the_same_events_to_the_home_bus(off, region):
     assert (actions, resource) == (["events:PutEvents"], home_bus)
 
 
-def test_every_rule_target_retries_and_has_a_dead_letter_queue(on):
+def test_every_rule_target_retries_and_has_a_dead_letter_queue(on: Built) -> None:
     targets = [
         target
         for template in [on["home"], *on["forwarders"].values()]
@@ -319,7 +382,7 @@ def test_every_rule_target_retries_and_has_a_dead_letter_queue(on):
             assert target["RetryPolicy"]["MaximumRetryAttempts"] >= 2
 
 
-def test_schedule(off):
+def test_schedule(off: Built) -> None:
     schedules = [
         r for r in resources(off["home"], "AWS::Events::Rule").values() if "ScheduleExpression" in r["Properties"]
     ]
@@ -330,23 +393,17 @@ def test_schedule(off):
 # --- alerts, alarms, encryption --------------------------------------------------------------------------------
 
 
-def test_alert_topic_is_encrypted_with_a_key_cloudwatch_may_use_and_tls_only(off):
+def test_alert_topic_is_encrypted_with_a_rotated_key_and_has_email_subscriptions(off: Built) -> None:
+    """Who may publish (CloudWatch alarms, TLS only) is asserted by meaning in test_alarm_delivery.py."""
     home = off["home"]
     [topic] = resources(home, "AWS::SNS::Topic").values()
-    assert "Fn::GetAtt" in topic["Properties"]["KmsMasterKeyId"]
-    [key] = resources(home, "AWS::KMS::Key").values()
-    assert key["Properties"]["EnableKeyRotation"] is True
-    statements = key["Properties"]["KeyPolicy"]["Statement"]
-    cloudwatch = [s for s in statements if s.get("Principal", {}).get("Service") == "cloudwatch.amazonaws.com"]
-    assert cloudwatch[0]["Action"] == ["kms:Decrypt", "kms:GenerateDataKey*"]
-    [policy] = resources(home, "AWS::SNS::TopicPolicy").values()
-    [deny] = policy["Properties"]["PolicyDocument"]["Statement"]
-    assert deny["Effect"] == "Deny"
-    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    [key_id] = resources(home, "AWS::KMS::Key")
+    assert topic["Properties"]["KmsMasterKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
+    assert resources(home, "AWS::KMS::Key")[key_id]["Properties"]["EnableKeyRotation"] is True
     home.has_resource_properties("AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "security@example.com"})
 
 
-def test_state_table(off):
+def test_state_table(off: Built) -> None:
     [table] = resources(off["home"], "AWS::DynamoDB::Table").values()
     props = table["Properties"]
     assert props["BillingMode"] == "PAY_PER_REQUEST"
@@ -356,7 +413,7 @@ def test_state_table(off):
     assert [k["AttributeName"] for k in props["KeySchema"]] == ["pk", "sk"]
 
 
-def test_queues_are_encrypted_and_tls_only(on):
+def test_queues_are_encrypted_and_tls_only(on: Built) -> None:
     for template in [on["home"], *on["forwarders"].values()]:
         for queue in resources(template, "AWS::SQS::Queue").values():
             assert queue["Properties"]["SqsManagedSseEnabled"] is True
@@ -367,7 +424,7 @@ def test_queues_are_encrypted_and_tls_only(on):
             )
 
 
-def test_alarms_watch_errors_every_dead_letter_queue_and_the_heartbeat(off):
+def test_alarms_watch_errors_every_dead_letter_queue_and_the_heartbeat(off: Built) -> None:
     home = off["home"]
     alarms = resources(home, "AWS::CloudWatch::Alarm")
     queues = resources(home, "AWS::SQS::Queue")
@@ -376,18 +433,61 @@ def test_alarms_watch_errors_every_dead_letter_queue_and_the_heartbeat(off):
         assert any(queue_id in w for w in watched), f"no alarm on {queue_id}"
     errors = [a for a in alarms.values() if a["Properties"].get("MetricName") == "Errors"]
     assert len(errors) == 2
-    [heartbeat] = [a for a in alarms.values() if "Metrics" in a["Properties"]]
-    props = heartbeat["Properties"]
-    assert props["ComparisonOperator"] == "LessThanThreshold"
-    assert props["EvaluationPeriods"] == 2
-    assert props["TreatMissingData"] == "breaching"
-    assert any(m.get("Expression") == "invocations - errors" for m in props["Metrics"])
+    assert len([a for a in alarms.values() if "Metrics" in a["Properties"]]) == 1  # the heartbeat
     topic_id = next(iter(resources(home, "AWS::SNS::Topic")))
     for alarm in alarms.values():
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}]
 
 
-def test_forwarder_dlq_alarm_goes_to_a_regional_encrypted_topic(off):
+# --- the heartbeat -----------------------------------------------------------------------------------------------
+
+
+def _heartbeat(template: Template) -> dict[str, Any]:
+    alarm: dict[str, Any]
+    [alarm] = [
+        a["Properties"] for a in resources(template, "AWS::CloudWatch::Alarm").values() if "Metrics" in a["Properties"]
+    ]
+    return alarm
+
+
+@pytest.mark.parametrize(
+    ("schedule", "interval_seconds"),
+    [
+        ("rate(15 minutes)", 900),
+        ("rate(1 hour)", 3600),
+        ("rate(1 day)", 86400),
+        ("cron(0/10 * * * ? *)", 600),
+        ("cron(0 6 * * ? *)", 86400),
+        ("cron(0 9 ? * MON-FRI *)", 3 * 86400),  # Friday 09:00 to Monday 09:00
+    ],
+)
+def test_heartbeat_is_quiet_after_a_deploy_and_fires_when_runs_stop_or_fail(
+    schedule: str, interval_seconds: int
+) -> None:
+    """Fresh deploy: no data yet and missing data treated as missing, so the alarm stays in its initial
+    INSUFFICIENT_DATA and notifies nobody. Runs stop: the whole window has no data, the alarm becomes INSUFFICIENT_DATA,
+    and that notifies. Runs fail: periods with runs but no success breach. The window spans two schedule intervals."""
+    props = _heartbeat(build(checkSchedule=schedule)["home"])
+    assert props["TreatMissingData"] == "missing"  # not "breaching": that fires before the first run
+    topic = props["AlarmActions"]
+    assert topic
+    assert props["InsufficientDataActions"] == topic
+    assert props["ComparisonOperator"] == "LessThanThreshold"
+    assert props["Threshold"] == 1
+    assert props["DatapointsToAlarm"] == 2 <= props["EvaluationPeriods"]
+    [expression] = [m for m in props["Metrics"] if "Expression" in m]
+    assert expression["Expression"] == "invocations - errors"
+    periods = {m["MetricStat"]["Period"] for m in props["Metrics"] if "MetricStat" in m}
+    assert len(periods) == 1
+    [period] = periods
+    assert period % 60 == 0
+    assert period <= min(interval_seconds, 86400)
+    window = period * props["EvaluationPeriods"]
+    assert window >= 2 * interval_seconds  # a late run is not an outage
+    assert window <= (86400 if period < 3600 else 7 * 86400)  # what CloudWatch accepts
+
+
+def test_forwarder_dlq_alarm_goes_to_a_regional_encrypted_topic(off: Built) -> None:
     template = off["forwarders"]["eu-west-1"]
     [alarm] = resources(template, "AWS::CloudWatch::Alarm").values()
     [topic_id] = resources(template, "AWS::SNS::Topic")
@@ -395,7 +495,27 @@ def test_forwarder_dlq_alarm_goes_to_a_regional_encrypted_topic(off):
     assert "KmsMasterKeyId" in resources(template, "AWS::SNS::Topic")[topic_id]["Properties"]
 
 
-def test_stacks_are_pinned_to_the_key_account_and_regions(on):
+@pytest.mark.parametrize(
+    ("key_arn", "layer"),
+    [
+        (KEY_ARN, "arn:aws:lambda:us-west-2:017000801446:layer:AWSLambdaPowertoolsPythonV3-python314-arm64"),
+        (
+            "arn:aws-cn:kms:cn-north-1:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab",
+            "arn:aws-cn:lambda:cn-north-1:498634801083:layer:AWSLambdaPowertoolsPythonV3-python314-arm64",
+        ),
+        (
+            "arn:aws-us-gov:kms:us-gov-west-1:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab",
+            "arn:aws-us-gov:lambda:us-gov-west-1:165093116878:layer:AWSLambdaPowertoolsPythonV3-python314-arm64",
+        ),
+    ],
+)
+def test_powertools_layer_comes_from_the_keys_partition_and_region(key_arn: str, layer: str) -> None:
+    home = build(keyArn=key_arn, regions=[key_arn.split(":")[3]])["home"]
+    for function in resources(home, "AWS::Lambda::Function").values():
+        assert function["Properties"]["Layers"] == [f"{layer}:{POWERTOOLS_LAYER_VERSION}"]
+
+
+def test_stacks_are_pinned_to_the_key_account_and_regions(on: Built) -> None:
     stacks = {s.stack_name: s.environment for s in on["assembly"].stacks}
     assert {name: (env.account, env.region) for name, env in stacks.items()} == {
         "KmsGuard": ("111122223333", "us-west-2"),
@@ -404,21 +524,21 @@ def test_stacks_are_pinned_to_the_key_account_and_regions(on):
     }
 
 
-def test_single_region_key_has_no_forwarders():
+def test_single_region_key_has_no_forwarders() -> None:
     assert build(regions=["us-west-2"])["forwarders"] == {}
 
 
-def test_events_patterns_fixture_files_exist():
+def test_events_patterns_fixture_files_exist() -> None:
     for name in RELEVANT + NOT_ROUTED:
         assert (EVENTS / f"{name}.json").exists()
 
 
 @pytest.mark.parametrize(("remediation", "restore"), [("off", False), ("restore-statement", False), ("revert", True)])
-def test_key_policy_statement_for_the_guard_matches_what_the_cdk_grants(remediation, restore):
+def test_key_policy_statement_for_the_guard_matches_what_the_cdk_grants(remediation: str, restore: bool) -> None:
     from kms_guard_cli.main import guard_role_statement
 
     from infra.config import config_from_context
-    from infra.constructs import kms_actions
+    from infra.function import kms_actions
 
     config = config_from_context({"keyArn": KEY_ARN, "remediation": remediation, "restoreKeyState": restore})
     assert guard_role_statement(["arn:aws:iam::111122223333:role/x"], remediation, restore)["Action"] == kms_actions(
@@ -426,7 +546,7 @@ def test_key_policy_statement_for_the_guard_matches_what_the_cdk_grants(remediat
     )
 
 
-def test_stack_outputs_name_the_guard_roles(off):
+def test_stack_outputs_name_the_guard_roles(off: Built) -> None:
     outputs = off["home"].find_outputs("*")
     assert {"GuardRoleArns", "AlertTopicArn", "StateTableName"} <= set(outputs)
     joined = json.dumps(outputs["GuardRoleArns"]["Value"])

@@ -1,0 +1,128 @@
+"""A guard function: the Lambda asset, its runtime and Powertools layer, its own role, logs, retries and DLQ.
+
+IAM comes from declarations next to the adapters (`kms_guard.aws.*`): what is granted cannot drift from what the code
+does.
+
+Python versions, written here and only here (a test in tests/infra/test_stacks.py holds them to pyproject.toml and to
+aws-cdk-lib):
+- `LAMBDA_RUNTIME` is what the functions run on: the newest Python runtime aws-cdk-lib offers. The Powertools layer
+  is chosen for it.
+- `TESTED_PYTHON` is the oldest Python the code and the tests run on: pyproject's `requires-python`, ruff's
+  `target-version` and mypy's `python_version`. The tests run on it; the code may use nothing newer, so it runs on
+  the Lambda runtime too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+from kms_guard.aws.kms import KEY_STATE_ACTIONS, POLICY_WRITE_ACTIONS, READ_ACTIONS
+from kms_guard.aws.state import STATE_ACTIONS
+
+from infra.alerts import AlertTopic
+from infra.config import GuardConfig
+from infra.layers import powertools_layer_arn
+from infra.nag import acknowledge
+from infra.queues import dead_letter_queue
+
+LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_14
+TESTED_PYTHON = (3, 11)
+ARCHITECTURE = lambda_.Architecture.ARM_64
+
+FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
+BYTECODE = ("**/__pycache__", "**/*.pyc", "**/*.pyo")
+EVENT_HANDLER = "kms_guard.handlers.kms_event.handler"
+SCHEDULED_HANDLER = "kms_guard.handlers.scheduled_check.handler"
+
+LOG_RETENTION = logs.RetentionDays.ONE_YEAR
+FUNCTION_TIMEOUT = Duration.minutes(2)
+
+
+def kms_actions(config: GuardConfig) -> list[str]:
+    """Exactly the KMS actions the guard needs on the key, given what it is allowed to repair."""
+    actions = list(READ_ACTIONS)
+    if config.remediation != "off":
+        actions += POLICY_WRITE_ACTIONS
+    if config.restore_key_state:
+        actions += KEY_STATE_ACTIONS
+    return actions
+
+
+def function_code() -> lambda_.Code:
+    """The Lambda asset: `functions/` as it stands, which holds only the `kms_guard` package (the CLI and the demo live
+    in `cli/`). Bytecode caches a local test run leaves behind are not code and stay out; nothing is staged or copied,
+    so a synth leaves no temporary directory behind. boto3 and Powertools come from the runtime and the layer."""
+    return lambda_.Code.from_asset(str(FUNCTIONS_DIR), exclude=list(BYTECODE))
+
+
+def powertools_layer(scope: Construct, partition: str, region: str) -> lambda_.ILayerVersion:
+    """The Powertools v3 layer for `LAMBDA_RUNTIME` on `ARCHITECTURE` in `region` (infra.layers knows where)."""
+    python = LAMBDA_RUNTIME.name.replace(".", "")
+    arn = powertools_layer_arn(partition, region, python=python, architecture=ARCHITECTURE.name)
+    return lambda_.LayerVersion.from_layer_version_arn(scope, "Powertools", arn)
+
+
+class GuardFunction(Construct):
+    """One guard Lambda: its own role, log group with retention, async retries and dead-letter queue."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        handler: str,
+        description: str,
+        config: GuardConfig,
+        environment: dict[str, str],
+        layer: lambda_.ILayerVersion,
+        code: lambda_.Code,
+        alerts: AlertTopic,
+        table: dynamodb.Table,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.log_group = logs.LogGroup(self, "Logs", retention=LOG_RETENTION, removal_policy=RemovalPolicy.DESTROY)
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"kms-guard {construct_id}: reads (and, if enabled, repairs) one KMS key",
+        )
+        self.dead_letter_queue = dead_letter_queue(self, "AsyncDlq", "failed asynchronous invocations")
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            description=description,
+            runtime=LAMBDA_RUNTIME,
+            architecture=ARCHITECTURE,
+            handler=handler,
+            code=code,
+            role=self.role,
+            layers=[layer],
+            log_group=self.log_group,
+            memory_size=256,
+            timeout=FUNCTION_TIMEOUT,
+            environment={
+                **environment,
+                "POWERTOOLS_SERVICE_NAME": "kms-guard",
+                "POWERTOOLS_METRICS_NAMESPACE": "KmsGuard",
+            },
+            dead_letter_queue=self.dead_letter_queue,
+            retry_attempts=2,
+            max_event_age=Duration.hours(6),
+        )
+        self.log_group.grant_write(self.role)
+        self.role.add_to_policy(iam.PolicyStatement(actions=kms_actions(config), resources=config.key_arns()))
+        alerts.topic.grant_publish(self.role)
+        table.grant(self.role, *STATE_ACTIONS)
+        acknowledge(
+            self.role,
+            "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]",
+            "Granted by topic.grant_publish on the alert topic's own key only (SNS encrypts each message with a data "
+            "key); the guarded key gets exact actions.",
+        )

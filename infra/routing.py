@@ -1,0 +1,91 @@
+"""Event routing: which KMS events can break the key, and one rule builder for the home rules and the forwarders.
+
+Event patterns come from the event parser's own lists (`kms_guard.core.events`): what is routed cannot drift from
+what the function recognises. The home Region's rules and every forwarder are built by `kms_event_rules`, so the same
+events reach the function from every Region; only the target differs.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+from kms_guard.core.events import API_CALL, API_EVENTS, KMS_EVENTS, SERVICE_EVENT, SERVICE_EVENTS
+
+from infra.queues import dead_letter_queue
+
+ROUTED_ONLY = frozenset({"CreateKey"})
+"""Routed though the event parser does not act on them yet: when a replica is created, its Region logs a CreateKey
+(the primary's Region logs the ReplicateKey), and only that Region's forwarder sees it (aws-facts.md)."""
+
+
+def event_patterns() -> dict[str, events.EventPattern]:
+    """The KMS events that can break the key: CloudTrail API calls and service events, and KMS's own events.
+
+    Failed calls are filtered out here already (they change nothing); the function drops other keys.
+    """
+    return {
+        "CloudTrail": events.EventPattern(
+            source=["aws.kms"],
+            detail_type=[API_CALL, SERVICE_EVENT],
+            detail={
+                "eventSource": ["kms.amazonaws.com"],
+                "eventName": sorted(API_EVENTS | SERVICE_EVENTS | ROUTED_ONLY),
+                "errorCode": [{"exists": False}],
+            },
+        ),
+        "KmsEvents": events.EventPattern(source=["aws.kms"], detail_type=sorted(KMS_EVENTS)),
+    }
+
+
+def kms_event_rules(scope: Construct, *, destination: str, target: events.IRuleTarget) -> list[events.Rule]:
+    """One rule per event pattern, each delivering to `target` (the guard function, or the home Region's bus)."""
+    return [
+        events.Rule(
+            scope,
+            name,
+            description=f"kms-guard: {name} events that can break the key, {destination}",
+            event_pattern=pattern,
+            targets=[target],
+        )
+        for name, pattern in event_patterns().items()
+    ]
+
+
+class KmsEventRules(Construct):
+    """Rules on the home Region's default bus: local KMS events and those forwarded from the other Regions."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, function: lambda_.IFunction) -> None:
+        super().__init__(scope, construct_id)
+        self.dead_letter_queue = dead_letter_queue(self, "Dlq", "events EventBridge could not deliver")
+        target = targets.LambdaFunction(
+            function, dead_letter_queue=self.dead_letter_queue, retry_attempts=8, max_event_age=Duration.hours(6)
+        )
+        self.rules = kms_event_rules(self, destination="to the guard function", target=target)
+
+
+class Forwarders(Construct):
+    """In another Rockset Region: the same rules, forwarding to the home Region's default event bus."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, home_bus_arn: str, account: str) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        # Only EventBridge acting for this account's rules in this Region may assume the role (confused deputy). The
+        # rules are named by the wildcard: they name the role, so the role cannot name them back without a cycle.
+        rules = stack.format_arn(service="events", resource="rule", resource_name="*")
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("events.amazonaws.com").with_conditions(
+                {"StringEquals": {"aws:SourceAccount": account}, "ArnLike": {"aws:SourceArn": rules}}
+            ),
+            description="kms-guard: forward KMS events to the home Region's default event bus",
+        )
+        self.role.add_to_policy(iam.PolicyStatement(actions=["events:PutEvents"], resources=[home_bus_arn]))
+        bus = events.EventBus.from_event_bus_arn(self, "HomeBus", home_bus_arn)
+        self.dead_letter_queue = dead_letter_queue(self, "Dlq", "events that could not be forwarded")
+        target = targets.EventBus(bus, role=self.role, dead_letter_queue=self.dead_letter_queue)
+        self.rules = kms_event_rules(self, destination="forwarded to the home Region", target=target)
