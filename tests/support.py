@@ -18,7 +18,8 @@ CUSTOMER_ROOT = f"arn:aws:iam::{CUSTOMER}:root"
 
 def load_event(name: str) -> dict[str, Any]:
     """A sample EventBridge event, by file name without `.json`."""
-    return json.loads((EVENTS / f"{name}.json").read_text())
+    event: dict[str, Any] = json.loads((EVENTS / f"{name}.json").read_text())
+    return event
 
 
 def policy_case_names() -> list[str]:
@@ -27,7 +28,8 @@ def policy_case_names() -> list[str]:
 
 def load_policy_case(name: str) -> dict[str, Any]:
     """A policy case: `description`, `expect` (verdict, missing, conditional, codes), `policy`, optional `key_arn`."""
-    return json.loads((POLICIES / f"{name}.json").read_text())
+    case: dict[str, Any] = json.loads((POLICIES / f"{name}.json").read_text())
+    return case
 
 
 def policy_text(*statements: dict[str, Any], indent: int | None = 2) -> str:

@@ -1,0 +1,1 @@
+"""Tests: packages, so same-named modules (conftest.py) in different folders never clash."""
