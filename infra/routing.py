@@ -17,10 +17,6 @@ from kms_guard.core.events import API_CALL, API_EVENTS, KMS_EVENTS, SERVICE_EVEN
 
 from infra.queues import dead_letter_queue
 
-ROUTED_ONLY = frozenset({"CreateKey"})
-"""Routed though the event parser does not act on them yet: when a replica is created, its Region logs a CreateKey
-(the primary's Region logs the ReplicateKey), and only that Region's forwarder sees it (aws-facts.md)."""
-
 
 def event_patterns() -> dict[str, events.EventPattern]:
     """The KMS events that can break the key: CloudTrail API calls and service events, and KMS's own events.
@@ -33,7 +29,7 @@ def event_patterns() -> dict[str, events.EventPattern]:
             detail_type=[API_CALL, SERVICE_EVENT],
             detail={
                 "eventSource": ["kms.amazonaws.com"],
-                "eventName": sorted(API_EVENTS | SERVICE_EVENTS | ROUTED_ONLY),
+                "eventName": sorted(API_EVENTS | SERVICE_EVENTS),
                 "errorCode": [{"exists": False}],
             },
         ),

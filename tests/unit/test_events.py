@@ -24,6 +24,7 @@ KEY = KeyArn.parse("arn:aws:kms:us-west-2:111122223333:key/mrk-1234abcd12ab34cd5
         ("schedule-key-deletion-replica", "api-call", "ScheduleKeyDeletion", "us-east-1"),
         ("cancel-key-deletion", "api-call", "CancelKeyDeletion", "us-east-1"),
         ("replicate-key-without-grant", "api-call", "ReplicateKey", "us-west-2"),
+        ("create-key-replica", "api-call", "CreateKey", "eu-west-1"),
         ("update-primary-region-old-primary", "api-call", "UpdatePrimaryRegion", "us-west-2"),
         ("update-primary-region-new-primary-no-resources", "api-call", "UpdatePrimaryRegion", "us-east-1"),
         ("delete-imported-key-material", "api-call", "DeleteImportedKeyMaterial", "us-west-2"),
@@ -183,3 +184,11 @@ def test_hostile_strings_are_bounded():
 )
 def test_never_raises_on_arbitrary_json(event):
     assert isinstance(parse_event(event, KEY), KeyEvent | Ignored)
+
+
+def test_a_createkey_of_another_key_is_dropped_before_any_call():
+    event = load_event("create-key-replica")
+    text = json.dumps(event).replace("mrk-1234abcd12ab34cd56ef1234567890ab", "1234abcd-12ab-34cd-56ef-1234567890ab")
+    parsed = parse_event(json.loads(text), KEY)
+    assert isinstance(parsed, Ignored)
+    assert parsed.reason == "event is about another key"

@@ -6,6 +6,8 @@ Shapes (aws-facts.md, and https://docs.aws.amazon.com/kms/latest/developerguide/
   delivery). The key ARN is in `detail.resources[].ARN` (may be missing or null), in `detail.responseElements.keyId` for
   newer records, and `detail.requestParameters.keyId` is whatever the caller typed (key ID, ARN, alias, alias ARN).
   Failed calls carry `detail.errorCode`: nothing changed, so they are dropped.
+- CreateKey in a replica's Region (a ReplicateKey seen from there): the new key's ARN in
+  `detail.responseElements.keyMetadata` or `detail.resources`.
 - Service events ("AWS Service Event via CloudTrail"): DeleteKey.
 - KMS's own events: "KMS CMK Deletion", "KMS Imported Key Material Expiration", with `detail.key-id` and the key ARN in
   the top-level `resources`.
@@ -37,8 +39,12 @@ API_EVENTS = frozenset(
         "ReplicateKey",
         "UpdatePrimaryRegion",
         "DeleteImportedKeyMaterial",
+        "CreateKey",
     }
 )
+"""CreateKey: a ReplicateKey request is logged as ReplicateKey in the primary's Region and as CreateKey in the
+replica's Region (https://docs.aws.amazon.com/kms/latest/developerguide/ct-replicate-key.html). A CreateKey of any
+other key names that key's ID and is dropped as "another key"."""
 SERVICE_EVENTS = frozenset({"DeleteKey"})
 KMS_EVENTS = frozenset({"KMS CMK Deletion", "KMS Imported Key Material Expiration"})
 """KMS's own events: the detail-type is the event name."""
