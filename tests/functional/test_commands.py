@@ -8,6 +8,9 @@ import socket
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Protocol, TypedDict
 
 import pytest
 from kms_guard_cli.simulated import SimulatedAccount
@@ -20,11 +23,32 @@ from tests.support import admin_statement, policy_text, rockset_statement
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Run(Protocol):
+    def __call__(self, *argv: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]: ...
+
+
+class Client(Protocol):
+    def __call__(self, service: str, region: str = ...) -> Any: ...  # a boto3 client
+
+
+class World(TypedDict):
+    """What the `world` fixture gives a test: a fresh account on the moto server and a way to run kms-guard."""
+
+    arn: str
+    key_id: str
+    client: Client
+    run: Run
+    event: Callable[[str], str]
+    """The path of a sample event retargeted at this account's key."""
+    account: SimulatedAccount
 
 
 @pytest.fixture(scope="module")
-def server():
+def server() -> Iterator[str]:
     port = _free_port()
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     moto.start()
@@ -33,7 +57,7 @@ def server():
 
 
 @pytest.fixture
-def world(server, tmp_path, monkeypatch):
+def world(server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
     # A clean account for every test (moto's reset endpoint), built as the demo and the benchmark build theirs.
     urllib.request.urlopen(urllib.request.Request(f"{server}/moto-api/reset", method="POST"))
     credentials = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": HOME}
@@ -44,7 +68,7 @@ def world(server, tmp_path, monkeypatch):
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(AWS_ENDPOINT_URL=server, **credentials)
 
-    def run(*argv, stdin=None):
+    def run(*argv: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "kms_guard_cli", *argv],
             capture_output=True,
@@ -55,7 +79,7 @@ def world(server, tmp_path, monkeypatch):
             check=False,
         )
 
-    def event_file(name):
+    def event_file(name: str) -> str:
         path = tmp_path / f"{name}.json"
         path.write_text(json.dumps(account.event(name)))
         return str(path)
@@ -70,7 +94,7 @@ def world(server, tmp_path, monkeypatch):
     }
 
 
-def test_check_compliant_then_non_compliant(world):
+def test_check_compliant_then_non_compliant(world: World) -> None:
     regions = f"{HOME},{REPLICA}"
     ok = world["run"]("check", "--key-arn", world["arn"], "--regions", regions, "--output", "json")
     assert ok.returncode == 0, ok.stderr
@@ -86,14 +110,14 @@ def test_check_compliant_then_non_compliant(world):
     assert "KEY_DISABLED [us-east-1]" in bad.stdout
 
 
-def test_check_a_region_without_replica(world):
+def test_check_a_region_without_replica(world: World) -> None:
     result = world["run"]("check", "--key-arn", world["arn"], "--regions", f"{HOME},eu-west-1", "--output", "json")
     assert result.returncode == 1
     regions = json.loads(result.stdout)["regions"]
     assert regions[1]["findings"][0]["code"] == "KEY_NOT_FOUND"
 
 
-def test_check_at_risk_exit_3(world):
+def test_check_at_risk_exit_3(world: World) -> None:
     conditional = rockset_statement()
     conditional["Condition"] = {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}
     world["client"]("kms").put_key_policy(
@@ -102,7 +126,7 @@ def test_check_at_risk_exit_3(world):
     assert world["run"]("check", "--key-arn", world["arn"]).returncode == 3
 
 
-def test_handle_event_prints_alerts_and_repairs_with_restore_key_state(world):
+def test_handle_event_prints_alerts_and_repairs_with_restore_key_state(world: World) -> None:
     world["client"]("kms", REPLICA).disable_key(KeyId=world["key_id"])
     result = world["run"](
         "handle-event",
@@ -126,7 +150,7 @@ def test_handle_event_prints_alerts_and_repairs_with_restore_key_state(world):
     assert "aws kms enable-key" in payload["alert_messages"][0]["body"]
 
 
-def test_handle_event_dry_run_writes_nothing(world):
+def test_handle_event_dry_run_writes_nothing(world: World) -> None:
     world["client"]("kms", REPLICA).put_key_policy(
         KeyId=world["key_id"], PolicyName="default", Policy=policy_text(admin_statement())
     )
@@ -148,13 +172,13 @@ def test_handle_event_dry_run_writes_nothing(world):
     assert "KmsGuardRocksetAccess" not in policy
 
 
-def test_handle_event_ignores_another_key_with_exit_0(world):
+def test_handle_event_ignores_another_key_with_exit_0(world: World) -> None:
     result = world["run"]("handle-event", world["event"]("disable-key-other-key"), "--key-arn", world["arn"])
     assert result.returncode == 0
     assert result.stdout.startswith("IGNORED: event is about another key")
 
 
-def test_handle_event_with_table_and_topic(world):
+def test_handle_event_with_table_and_topic(world: World) -> None:
     topic = world["account"].topic_arn
     world["client"]("kms", REPLICA).disable_key(KeyId=world["key_id"])
     argv = [
@@ -221,7 +245,7 @@ def test_handle_event_with_table_and_topic(world):
         ),
     ],
 )
-def test_bad_input_is_one_line_exit_2(world, argv, message):
+def test_bad_input_is_one_line_exit_2(world: World, argv: list[str], message: str) -> None:
     result = world["run"](*argv, stdin="{}")
     assert result.returncode == 2
     assert message in result.stderr
@@ -229,7 +253,7 @@ def test_bad_input_is_one_line_exit_2(world, argv, message):
     assert "Traceback" not in result.stderr
 
 
-def test_handle_event_not_json_is_bad_input(world):
+def test_handle_event_not_json_is_bad_input(world: World) -> None:
     result = world["run"]("handle-event", "-", "--key-arn", world["arn"], stdin="{nope")
     assert result.returncode == 2
     assert "stdin: event is not valid JSON" in result.stderr

@@ -6,11 +6,12 @@ import json
 import subprocess
 import sys
 
+import pytest
 from kms_guard_cli import demo
 from kms_guard_cli.main import run
 
 
-def test_demo_runs_the_whole_story_in_a_fresh_process():
+def test_demo_runs_the_whole_story_in_a_fresh_process() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "kms_guard_cli.main", "demo", "--output", "json"],
         capture_output=True,
@@ -45,7 +46,7 @@ def test_demo_runs_the_whole_story_in_a_fresh_process():
     assert steps[7]["alerts"] == []
 
 
-def test_demo_text_is_a_readable_timeline(capsys):
+def test_demo_text_is_a_readable_timeline(capsys: pytest.CaptureFixture[str]) -> None:
     import io
 
     out, err = io.StringIO(), io.StringIO()
@@ -57,7 +58,7 @@ def test_demo_text_is_a_readable_timeline(capsys):
     assert "guard did:  [us-east-1] applied, verified" in text
 
 
-def test_demo_fails_loudly_when_a_step_does_not_go_as_the_story_says(monkeypatch):
+def test_demo_fails_loudly_when_a_step_does_not_go_as_the_story_says(monkeypatch: pytest.MonkeyPatch) -> None:
     import io
 
     # Make the "bad" policy harmless: step 2 then raises no alert, which the story does not allow.

@@ -7,21 +7,25 @@ in test_faults.py; a missing replica in test_scenarios.py.
 from __future__ import annotations
 
 import copy
+import enum
 import json
 import random
+from collections.abc import Mapping
+from typing import Any
 
 import pytest
 from kms_guard.core.compliance import RegionObservation
 from kms_guard.core.policy import MAX_POLICY_BYTES
+from kms_guard.guard import KeyReader
 
-from tests.functional.conftest import HOME, REPLICA
+from tests.functional.conftest import HOME, REPLICA, Account
 from tests.functional.test_scenarios import NO_DECRYPT, break_policy
 from tests.support import admin_statement, load_event, policy_text, rockset_statement
 
 # --- bad input: events ------------------------------------------------------------------------------------------
 
 
-def _mutate(base, path, value):
+def _mutate(base: str | dict[str, Any], path: list[str], value: object) -> dict[str, Any]:
     """A copy of a fixture event (by name) or of an event, with one field replaced (or deleted)."""
     event = copy.deepcopy(load_event(base) if isinstance(base, str) else base)
     target = event
@@ -38,14 +42,14 @@ _DELETE = object()
 BASE = "disable-key-replica"
 
 
-def _nested(depth):
+def _nested(depth: int) -> object:
     value: object = "x"
     for _ in range(depth):
         value = {"a": value}
     return value
 
 
-MALFORMED_EVENTS = {
+MALFORMED_EVENTS: dict[str, object] = {
     "not an object (list)": [],
     "not an object (string)": "DisableKey",
     "not an object (null)": None,
@@ -109,12 +113,12 @@ MALFORMED_EVENTS = {
 }
 
 
-def test_matrix_has_at_least_30_malformed_events():
+def test_matrix_has_at_least_30_malformed_events() -> None:
     assert len(MALFORMED_EVENTS) >= 30
 
 
 @pytest.mark.parametrize("name", MALFORMED_EVENTS)
-def test_malformed_or_hostile_event_is_ignored_with_a_reason_no_aws_call_no_write(account, name):
+def test_malformed_or_hostile_event_is_ignored_with_a_reason_no_aws_call_no_write(account: Account, name: str) -> None:
     guard = account.guard(remediation="restore-statement", restore_key_state=True)
     result = guard.handle(MALFORMED_EVENTS[name])
     assert result.decision == "ignored"
@@ -132,7 +136,7 @@ HOSTILE_ACTORS = {
 
 
 @pytest.mark.parametrize("kind", HOSTILE_ACTORS)
-def test_hostile_strings_in_fields_that_reach_the_alert_are_sanitised(account, kind):
+def test_hostile_strings_in_fields_that_reach_the_alert_are_sanitised(account: Account, kind: str) -> None:
     break_policy(account)
     event = account.event(
         "put-key-policy-removes-decrypt", userAgent=HOSTILE_ACTORS[kind], sourceIPAddress=HOSTILE_ACTORS[kind]
@@ -173,7 +177,7 @@ MALFORMED_POLICIES = {
 }
 
 
-def test_matrix_has_at_least_15_malformed_policies():
+def test_matrix_has_at_least_15_malformed_policies() -> None:
     assert len(MALFORMED_POLICIES) >= 15
 
 
@@ -183,32 +187,41 @@ class Planted:
     moto cannot put a key into most of these states, and real KMS refuses to store these policies (moto stores them,
     but its GetKeyPolicy then crashes on text that is not a JSON object), so they are planted at the read."""
 
-    _KEEP = object()
+    class _Keep(enum.Enum):
+        KEEP = enum.auto()  # the default: read it for real
 
-    def __init__(self, inner, *, metadata=_KEEP, policy=_KEEP):
+    def __init__(
+        self,
+        inner: KeyReader,
+        *,
+        metadata: Mapping[str, Any] | _Keep | None = _Keep.KEEP,
+        policy: str | _Keep | None = _Keep.KEEP,
+    ) -> None:
         self._inner, self._metadata, self._policy = inner, metadata, policy
 
-    def read_all(self, key_arns):
+    def read_all(self, key_arns: dict[str, str]) -> list[RegionObservation]:
         return [self.read(r, a) for r, a in key_arns.items()]
 
-    def read(self, region, key_arn):
+    def read(self, region: str, key_arn: str) -> RegionObservation:
         observation = self._inner.read(region, key_arn)
         if region != REPLICA:
             return observation
-        metadata = observation.metadata if self._metadata is self._KEEP else self._metadata
-        policy = observation.policy if self._policy is self._KEEP else self._policy
+        metadata = observation.metadata if self._metadata is self._Keep.KEEP else self._metadata
+        policy = observation.policy if self._policy is self._Keep.KEEP else self._policy
         return RegionObservation(region, key_arn, metadata, policy)
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:  # the writes, and anything else, go to the real gateway
         return getattr(self._inner, name)
 
 
 @pytest.mark.parametrize("name", MALFORMED_POLICIES)
-def test_malformed_live_policy_is_unreadable_never_compliant_and_never_written(account, name):
+def test_malformed_live_policy_is_unreadable_never_compliant_and_never_written(account: Account, name: str) -> None:
     guard = account.guard(remediation="restore-statement")
     guard._reader = guard._writer = Planted(guard._reader, policy=MALFORMED_POLICIES[name])
     result = guard.handle(account.event("put-key-policy-removes-decrypt"))
+    assert result.report is not None
     region = result.report.region(REPLICA)
+    assert region is not None
     assert region.verdict == "non-compliant"
     assert [f.code.value for f in region.findings] == ["POLICY_UNREADABLE"]
     assert account.calls["kms.PutKeyPolicy"] == 0
@@ -236,12 +249,14 @@ KEY_STATES = {
 
 
 @pytest.mark.parametrize("name", KEY_STATES)
-def test_odd_key_states_are_reported_and_never_written(account, name):
+def test_odd_key_states_are_reported_and_never_written(account: Account, name: str) -> None:
     metadata, codes = KEY_STATES[name]
     guard = account.guard(remediation="restore-statement", restore_key_state=name == "PendingReplicaDeletion")
     guard._reader = guard._writer = Planted(guard._reader, metadata=metadata)
     result = guard.handle(account.event("scheduled-check"))
+    assert result.report is not None
     region = result.report.region(REPLICA)
+    assert region is not None
     assert sorted(f.code.value for f in region.findings) == codes
     assert region.verdict == "non-compliant"
     if name != "PendingReplicaDeletion":
@@ -252,7 +267,7 @@ def test_odd_key_states_are_reported_and_never_written(account, name):
 # --- load ------------------------------------------------------------------------------------------------------
 
 
-def test_a_thousand_mixed_events_one_alert_per_real_change_bounded_calls(account):
+def test_a_thousand_mixed_events_one_alert_per_real_change_bounded_calls(account: Account) -> None:
     """10 real changes (each delivered 4 times), 160 relevant events that change nothing, 800 irrelevant events."""
     rng = random.Random(7)
     guard = account.guard()
@@ -268,14 +283,14 @@ def test_a_thousand_mixed_events_one_alert_per_real_change_bounded_calls(account
     stream = head + rest
     assert len(stream) == 1000
 
-    events_by_change = {}
+    events_by_change: dict[int, object] = {}
     evaluated = 0
     for kind, i in stream:
         if kind == "change":
             disable = i % 2 == 0
             kms = account.kms(REPLICA)
             (kms.disable_key if disable else kms.enable_key)(KeyId=account.key_id)
-            event = account.event("disable-key-replica" if disable else "enable-key", eventID=f"change-{i}")
+            event: object = account.event("disable-key-replica" if disable else "enable-key", eventID=f"change-{i}")
             events_by_change[i] = event
         elif kind == "duplicate":
             event = events_by_change[i]
@@ -296,7 +311,7 @@ def test_a_thousand_mixed_events_one_alert_per_real_change_bounded_calls(account
     assert account.calls["sns.Publish"] == 10
 
 
-def test_duplicates_under_remediation_repair_once_per_breakage(account):
+def test_duplicates_under_remediation_repair_once_per_breakage(account: Account) -> None:
     guard = account.guard(remediation="restore-statement")
     for breakage in range(3):
         break_policy(account)
@@ -309,11 +324,11 @@ def test_duplicates_under_remediation_repair_once_per_breakage(account):
 # --- safety ----------------------------------------------------------------------------------------------------
 
 
-def test_every_write_keeps_the_lockout_safety_check_and_never_exceeds_32_kb(account):
-    sent = []
+def test_every_write_keeps_the_lockout_safety_check_and_never_exceeds_32_kb(account: Account) -> None:
+    sent: list[dict[str, Any]] = []
 
-    def capture(params, **_):
-        sent.append(params)
+    def capture(**kwargs: Any) -> None:
+        sent.append(kwargs["params"])
 
     account.session.register("provide-client-params.kms.PutKeyPolicy", capture)
     guard = account.guard(remediation="restore-statement")
@@ -326,7 +341,7 @@ def test_every_write_keeps_the_lockout_safety_check_and_never_exceeds_32_kb(acco
         assert len(params["Policy"].encode()) <= MAX_POLICY_BYTES
 
 
-def test_a_repair_that_would_exceed_32_kb_is_refused_and_nothing_written(account):
+def test_a_repair_that_would_exceed_32_kb_is_refused_and_nothing_written(account: Account) -> None:
     filler = [
         {
             "Sid": f"F{i}",
@@ -346,7 +361,7 @@ def test_a_repair_that_would_exceed_32_kb_is_refused_and_nothing_written(account
     assert account.calls["kms.PutKeyPolicy"] == 0
 
 
-def test_a_repair_never_drops_or_alters_a_customer_statement_or_a_deny(account):
+def test_a_repair_never_drops_or_alters_a_customer_statement_or_a_deny(account: Account) -> None:
     deny = {
         "Sid": "NoDeletion",
         "Effect": "Deny",
@@ -371,7 +386,7 @@ def test_a_repair_never_drops_or_alters_a_customer_statement_or_a_deny(account):
     assert account.policy(REPLICA).startswith(before[: before.rindex("]")].rstrip())  # byte-for-byte up to there
 
 
-def test_nothing_is_written_in_the_home_region_when_only_the_replica_is_broken(account):
+def test_nothing_is_written_in_the_home_region_when_only_the_replica_is_broken(account: Account) -> None:
     break_policy(account)
     account.guard(remediation="restore-statement", restore_key_state=True).handle(
         account.event("put-key-policy-removes-decrypt")

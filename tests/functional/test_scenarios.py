@@ -6,8 +6,9 @@ import json
 
 import boto3
 import pytest
+from kms_guard.guard import Result
 
-from tests.functional.conftest import HOME, REPLICA, THIRD
+from tests.functional.conftest import HOME, REPLICA, THIRD, Account
 from tests.support import admin_statement, policy_text, rockset_statement
 
 NO_DECRYPT = policy_text(
@@ -15,11 +16,12 @@ NO_DECRYPT = policy_text(
 )
 
 
-def break_policy(account, region=REPLICA, policy=NO_DECRYPT):
+def break_policy(account: Account, region: str = REPLICA, policy: str = NO_DECRYPT) -> None:
     account.kms(region).put_key_policy(KeyId=account.arn_in(region), PolicyName="default", Policy=policy)
 
 
-def codes(result):
+def codes(result: Result) -> list[str]:
+    assert result.report is not None
     return sorted({f.code.value for f in result.report.findings})
 
 
@@ -44,10 +46,11 @@ RELEVANT = [
 
 
 @pytest.mark.parametrize("name", RELEVANT)
-def test_every_key_event_type_triggers_a_full_evaluation(account, name):
+def test_every_key_event_type_triggers_a_full_evaluation(account: Account, name: str) -> None:
     guard = account.guard()
     result = guard.handle(account.event(name))
     assert result.decision == "evaluated", result.reason
+    assert result.report is not None
     assert result.report.verdict == "compliant"  # the event is a trigger; the live key is fine
     assert [r.region for r in result.report.regions] == [HOME, REPLICA]
     assert account.calls["kms.DescribeKey"] == 2
@@ -64,9 +67,10 @@ IRRELEVANT = {
 
 
 @pytest.mark.parametrize(("name", "reason"), IRRELEVANT.items())
-def test_irrelevant_events_are_dropped_before_any_aws_call(account, name, reason):
+def test_irrelevant_events_are_dropped_before_any_aws_call(account: Account, name: str, reason: str) -> None:
     result = account.guard().handle(account.event(name))
     assert result.decision == "ignored"
+    assert result.reason is not None
     assert reason in result.reason
     assert sum(account.calls.values()) == 0
 
@@ -74,13 +78,16 @@ def test_irrelevant_events_are_dropped_before_any_aws_call(account, name, reason
 # --- scenarios ---------------------------------------------------------------------------------------------------
 
 
-def test_policy_edit_in_a_replica_dropping_decrypt_alerts_with_the_actor(account):
+def test_policy_edit_in_a_replica_dropping_decrypt_alerts_with_the_actor(account: Account) -> None:
     break_policy(account)
     result = account.guard().handle(account.event("put-key-policy-removes-decrypt"))
 
+    assert result.report is not None
     assert result.report.verdict == "non-compliant"
     assert codes(result) == ["ACTION_NOT_GRANTED"]
-    assert result.report.region(REPLICA).findings[0].actions == ("kms:Decrypt",)
+    replica = result.report.region(REPLICA)
+    assert replica is not None
+    assert replica.findings[0].actions == ("kms:Decrypt",)
     [alert] = account.delivered_alerts()
     assert alert["subject"].startswith("[CRITICAL] Rockset key mrk-")
     assert "grant missing in us-east-1" in alert["subject"]
@@ -97,13 +104,14 @@ def test_policy_edit_in_a_replica_dropping_decrypt_alerts_with_the_actor(account
     assert account.policy(REPLICA) == NO_DECRYPT  # remediation is off by default: nothing written
 
 
-def test_restore_statement_repairs_verifies_and_sends_the_all_clear(account):
+def test_restore_statement_repairs_verifies_and_sends_the_all_clear(account: Account) -> None:
     break_policy(account)
     result = account.guard(remediation="restore-statement").handle(account.event("put-key-policy-removes-decrypt"))
 
     [outcome] = result.remediation
     assert (outcome.region, outcome.status, outcome.verified) == (REPLICA, "applied", True)
     assert outcome.writes == ["put-key-policy"]
+    assert result.report is not None
     assert result.report.verdict == "compliant"
     repaired = json.loads(account.policy(REPLICA))["Statement"]
     assert repaired[:2] == json.loads(NO_DECRYPT)["Statement"]  # customer statements untouched
@@ -114,7 +122,7 @@ def test_restore_statement_repairs_verifies_and_sends_the_all_clear(account):
     assert subjects[1].startswith("[RESOLVED]")
 
 
-def test_disabled_replica_alerts_and_is_enabled_when_restore_key_state_is_on(account):
+def test_disabled_replica_alerts_and_is_enabled_when_restore_key_state_is_on(account: Account) -> None:
     account.kms(REPLICA).disable_key(KeyId=account.key_id)
     off = account.guard().handle(account.event("disable-key-replica"))
     assert codes(off) == ["KEY_DISABLED"]
@@ -128,7 +136,7 @@ def test_disabled_replica_alerts_and_is_enabled_when_restore_key_state_is_on(acc
     assert account.delivered_alerts()[-1]["subject"].startswith("[RESOLVED]")
 
 
-def test_scheduled_deletion_of_the_primary_with_replicas_is_cancelled_then_enabled(account):
+def test_scheduled_deletion_of_the_primary_with_replicas_is_cancelled_then_enabled(account: Account) -> None:
     account.kms(HOME).schedule_key_deletion(KeyId=account.key_id, PendingWindowInDays=7)
     # moto reports PendingDeletion here where AWS says PendingReplicaDeletion; both map to KEY_PENDING_DELETION
     # (the PendingReplicaDeletion mapping is covered in tests/unit/test_compliance.py).
@@ -142,7 +150,7 @@ def test_scheduled_deletion_of_the_primary_with_replicas_is_cancelled_then_enabl
     assert subjects[1].startswith("[RESOLVED]")
 
 
-def test_new_replica_without_the_grant_is_found_and_repaired(account):
+def test_new_replica_without_the_grant_is_found_and_repaired(account: Account) -> None:
     boto3.client("kms", region_name=HOME).replicate_key(KeyId=account.key_id, ReplicaRegion=THIRD)
     # moto gives the replica the primary's policy; real KMS gives the default policy: make it so.
     account.kms(THIRD).put_key_policy(
@@ -152,22 +160,26 @@ def test_new_replica_without_the_grant_is_found_and_repaired(account):
     result = guard.handle(account.event("replicate-key-without-grant"))
     assert result.remediation[0].region == THIRD
     assert result.remediation[0].verified is True
+    assert result.report is not None
     assert result.report.verdict == "compliant"
 
 
-def test_a_configured_region_without_a_replica_is_key_not_found_and_never_repaired(account):
+def test_a_configured_region_without_a_replica_is_key_not_found_and_never_repaired(account: Account) -> None:
     result = account.guard(
         regions=[HOME, REPLICA, THIRD], remediation="restore-statement", restore_key_state=True
     ).handle(account.event("scheduled-check"))
     assert codes(result) == ["KEY_NOT_FOUND"]
-    assert result.report.region(THIRD).verdict == "non-compliant"
+    assert result.report is not None
+    third = result.report.region(THIRD)
+    assert third is not None
+    assert third.verdict == "non-compliant"
     assert result.remediation == []
     alert = account.delivered_alerts()[0]
     assert "missing in eu-west-1" in alert["subject"]
     assert "replicate-key" in alert["message"]
 
 
-def test_an_explicit_deny_is_reported_and_never_touched(account):
+def test_an_explicit_deny_is_reported_and_never_touched(account: Account) -> None:
     deny = {
         "Sid": "BlockExternal",
         "Effect": "Deny",
@@ -187,7 +199,7 @@ def test_an_explicit_deny_is_reported_and_never_touched(account):
     assert account.calls["kms.PutKeyPolicy"] == 0
 
 
-def test_tug_of_war_stops_after_three_writes_an_hour_and_says_remediation_is_suspended(account):
+def test_tug_of_war_stops_after_three_writes_an_hour_and_says_remediation_is_suspended(account: Account) -> None:
     now = [1_000_000.0]
     guard = account.guard(remediation="restore-statement", clock=lambda: now[0])
     for attempt in range(5):
@@ -206,19 +218,20 @@ def test_tug_of_war_stops_after_three_writes_an_hour_and_says_remediation_is_sus
     assert later.remediation[0].status == "applied"
 
 
-def test_the_guards_own_write_coming_back_as_an_event_is_not_acted_on(account):
+def test_the_guards_own_write_coming_back_as_an_event_is_not_acted_on(account: Account) -> None:
     break_policy(account)
     guard = account.guard(remediation="restore-statement")
     guard.handle(account.event("put-key-policy-removes-decrypt"))
     account.delivered_alerts()
     own = account.event("put-key-policy-removes-decrypt", eventID="own-write", userAgent="Boto3/1.40 kms-guard/0.1.0")
     result = guard.handle(own)
+    assert result.report is not None
     assert result.report.verdict == "compliant"
     assert result.remediation == []
     assert account.delivered_alerts() == []  # nothing changed since the all-clear: quiet
 
 
-def test_a_bad_change_by_the_guards_own_role_is_alert_only(account):
+def test_a_bad_change_by_the_guards_own_role_is_alert_only(account: Account) -> None:
     break_policy(account)
     own = account.event("put-key-policy-removes-decrypt", userAgent="Boto3/1.40 kms-guard/0.1.0")
     result = account.guard(remediation="restore-statement").handle(own)
@@ -227,7 +240,7 @@ def test_a_bad_change_by_the_guards_own_role_is_alert_only(account):
     assert account.calls["kms.PutKeyPolicy"] == 0
 
 
-def test_a_trusted_principals_change_is_alert_only_and_the_schedule_respects_it(account):
+def test_a_trusted_principals_change_is_alert_only_and_the_schedule_respects_it(account: Account) -> None:
     break_policy(account)
     guard = account.guard(
         remediation="restore-statement", trusted_principals=[f"arn:aws:iam::{account.account}:role/PlatformAdmin"]
@@ -241,7 +254,7 @@ def test_a_trusted_principals_change_is_alert_only_and_the_schedule_respects_it(
     assert len(account.delivered_alerts()) == 1
 
 
-def test_dry_run_plans_exactly_what_would_be_written_and_writes_nothing(account):
+def test_dry_run_plans_exactly_what_would_be_written_and_writes_nothing(account: Account) -> None:
     break_policy(account)
     account.kms(REPLICA).disable_key(KeyId=account.key_id)
     result = account.guard(remediation="restore-statement", restore_key_state=True, dry_run=True).handle(
@@ -250,6 +263,7 @@ def test_dry_run_plans_exactly_what_would_be_written_and_writes_nothing(account)
     [outcome] = result.remediation
     assert outcome.status == "dry-run"
     assert outcome.writes == ["put-key-policy", "enable-key"]
+    assert outcome.planned_policy is not None
     assert "KmsGuardRocksetAccess" in outcome.planned_policy
     assert account.policy(REPLICA) == NO_DECRYPT
     assert account.state(REPLICA) == "Disabled"
@@ -257,7 +271,7 @@ def test_dry_run_plans_exactly_what_would_be_written_and_writes_nothing(account)
     assert not any(account.calls[w] for w in writes)
 
 
-def test_revert_puts_back_the_last_compliant_policy_recorded(account):
+def test_revert_puts_back_the_last_compliant_policy_recorded(account: Account) -> None:
     baseline_replica = account.policy(REPLICA)
     guard = account.guard(remediation="revert")
     guard.handle(account.event("scheduled-check"))  # records baselines
@@ -274,7 +288,7 @@ def test_revert_puts_back_the_last_compliant_policy_recorded(account):
     assert account.policy(REPLICA) == baseline_replica
 
 
-def test_reminder_while_a_critical_problem_lasts(account):
+def test_reminder_while_a_critical_problem_lasts(account: Account) -> None:
     now = [1_000_000.0]
     account.kms(REPLICA).disable_key(KeyId=account.key_id)
     guard = account.guard(clock=lambda: now[0])
@@ -288,7 +302,7 @@ def test_reminder_while_a_critical_problem_lasts(account):
     assert subjects[1].startswith("[REMINDER]")
 
 
-def test_quiet_when_nothing_changed(account):
+def test_quiet_when_nothing_changed(account: Account) -> None:
     guard = account.guard()
     for i in range(3):
         guard.handle(account.event("scheduled-check"))
@@ -296,7 +310,7 @@ def test_quiet_when_nothing_changed(account):
     assert account.delivered_alerts() == []
 
 
-def test_duplicate_deliveries_produce_one_alert_and_one_repair(account):
+def test_duplicate_deliveries_produce_one_alert_and_one_repair(account: Account) -> None:
     break_policy(account)
     guard = account.guard(remediation="restore-statement")
     event = account.event("put-key-policy-removes-decrypt")
@@ -304,12 +318,13 @@ def test_duplicate_deliveries_produce_one_alert_and_one_repair(account):
     second = guard.handle(dict(event, id="another-envelope-id"))  # same CloudTrail eventID
     assert first.decision == "evaluated"
     assert second.decision == "ignored"
+    assert second.reason is not None
     assert "duplicate" in second.reason
     assert account.calls["kms.PutKeyPolicy"] == 1
     assert len(account.delivered_alerts()) == 2  # the problem and the all-clear, once
 
 
-def test_sts_unavailable_does_not_cost_the_evaluation(account):
+def test_sts_unavailable_does_not_cost_the_evaluation(account: Account) -> None:
     account.fail_call("sts.GetCallerIdentity", "ServiceUnavailable", times=5)
     break_policy(account)
     result = account.guard(remediation="restore-statement").handle(account.event("put-key-policy-removes-decrypt"))
@@ -318,7 +333,7 @@ def test_sts_unavailable_does_not_cost_the_evaluation(account):
     assert len(account.delivered_alerts()) == 2
 
 
-def test_nothing_to_repair_means_no_sts_call(account):
+def test_nothing_to_repair_means_no_sts_call(account: Account) -> None:
     guard = account.guard(remediation="restore-statement", restore_key_state=True)
     guard.handle(account.event("put-key-policy-removes-decrypt"))  # the key is fine: the actor does not matter
     assert account.calls["sts.GetCallerIdentity"] == 0

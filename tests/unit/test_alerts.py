@@ -2,7 +2,7 @@
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from kms_guard.core.alerts import MAX_BODY_BYTES, fingerprint, render_alert, subject_for
+from kms_guard.core.alerts import MAX_BODY_BYTES, AlertKind, fingerprint, render_alert, subject_for
 from kms_guard.core.compliance import RegionObservation, assess_key
 from kms_guard.core.events import Actor, KeyEvent
 from kms_guard.core.findings import Code, Finding, KeyReport, RegionReport
@@ -15,7 +15,7 @@ ARN = "arn:aws:kms:us-west-2:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890
 META = {"KeyState": "Enabled", "KeySpec": "SYMMETRIC_DEFAULT", "KeyUsage": "ENCRYPT_DECRYPT", "MultiRegion": True}
 
 
-def report(replica_state="Enabled", replica_policy=None):
+def report(replica_state: str = "Enabled", replica_policy: str | None = None) -> KeyReport:
     good = policy_text(admin_statement(), rockset_statement())
     return assess_key(
         ARN,
@@ -50,7 +50,7 @@ EVENT = KeyEvent(
 )
 
 
-def test_problem_alert_subject_body_and_attributes():
+def test_problem_alert_subject_body_and_attributes() -> None:
     alert = render_alert("problem", report("Disabled"), ROCKSET, event=EVENT)
     assert alert.subject == "[CRITICAL] Rockset key mrk-1234abcd12ab34cd56ef1234567890ab disabled in us-east-1"
     body = alert.body
@@ -70,13 +70,13 @@ def test_problem_alert_subject_body_and_attributes():
     }
 
 
-def test_alert_reports_what_the_guard_did():
+def test_alert_reports_what_the_guard_did() -> None:
     outcome = Outcome("us-east-1", "applied", "enable the key", ["enable-key"], True)
     alert = render_alert("problem", report("Disabled"), ROCKSET, event=EVENT, outcomes=[outcome])
     assert "us-east-1: applied, verified: enable the key" in alert.body
 
 
-def test_resolved_alert():
+def test_resolved_alert() -> None:
     alert = render_alert("resolved", report(), ROCKSET, event=EVENT, previous_codes=["KEY_DISABLED"])
     assert alert.subject == "[RESOLVED] Rockset key mrk-1234abcd12ab34cd56ef1234567890ab compliant in all Regions"
     assert alert.severity == "info"
@@ -84,20 +84,22 @@ def test_resolved_alert():
     assert "HOW TO FIX" not in alert.body
 
 
-def test_deny_fix_names_the_statement():
+def test_deny_fix_names_the_statement() -> None:
     deny = {"Sid": "Fence", "Effect": "Deny", "Principal": "*", "Action": "kms:Decrypt", "Resource": "*"}
     alert = render_alert("problem", report(replica_policy=policy_text(rockset_statement(), deny)), ROCKSET, event=EVENT)
     assert "change or remove Deny statement Fence" in alert.body
     assert "access denied by policy in us-east-1" in alert.subject
 
 
-def test_several_regions_are_counted_in_the_subject():
-    findings = tuple(Finding(Code.KEY_DISABLED, "critical", r, "x") for r in ("us-east-1", "eu-west-1", "ap-south-1"))
-    rep = KeyReport(ARN, tuple(RegionReport(f.region, ARN, "Disabled", (f,)) for f in findings))
+def test_several_regions_are_counted_in_the_subject() -> None:
+    regions = ("us-east-1", "eu-west-1", "ap-south-1")
+    rep = KeyReport(
+        ARN, tuple(RegionReport(r, ARN, "Disabled", (Finding(Code.KEY_DISABLED, "critical", r, "x"),)) for r in regions)
+    )
     assert subject_for("problem", rep, ROCKSET, "mrk-1").endswith("disabled in us-east-1 (+2 more)")
 
 
-def test_fingerprint_ignores_wording_but_not_substance():
+def test_fingerprint_ignores_wording_but_not_substance() -> None:
     a = Finding(Code.ACTION_NOT_GRANTED, "critical", "us-east-1", "one wording", ("kms:Decrypt",))
     b = Finding(Code.ACTION_NOT_GRANTED, "critical", "us-east-1", "another wording", ("kms:Decrypt",))
     c = Finding(Code.ACTION_NOT_GRANTED, "critical", "us-east-1", "one wording", ("kms:Encrypt",))
@@ -110,7 +112,9 @@ hostile = st.text(alphabet=st.characters(codec="utf-8"), max_size=5000)
 
 @settings(max_examples=150, deadline=None)
 @given(hostile, hostile, hostile, st.text(max_size=200))
-def test_subject_is_printable_ascii_under_100_and_body_bounded_whatever_the_input(actor, agent, statement, name):
+def test_subject_is_printable_ascii_under_100_and_body_bounded_whatever_the_input(
+    actor: str, agent: str, statement: str, name: str
+) -> None:
     event = KeyEvent(
         "api-call", name or "X", "id", name, name, Actor("AssumedRole", actor, actor, None, None, actor, agent)
     )
@@ -120,7 +124,8 @@ def test_subject_is_printable_ascii_under_100_and_body_bounded_whatever_the_inpu
     )
     rep = KeyReport(ARN, (RegionReport("us-east-1", ARN, "Enabled", findings),))
     vendor = ROCKSET
-    for kind in ("problem", "changed", "resolved", "reminder", "suspended"):
+    kinds: tuple[AlertKind, ...] = ("problem", "changed", "resolved", "reminder", "suspended")
+    for kind in kinds:
         alert = render_alert(kind, rep, vendor, event=event)
         assert len(alert.subject) < 100
         assert all(0x20 <= ord(ch) <= 0x7E for ch in alert.subject)
@@ -128,7 +133,7 @@ def test_subject_is_printable_ascii_under_100_and_body_bounded_whatever_the_inpu
         assert all(v and len(v) < 1024 for v in alert.attributes().values())
 
 
-def test_body_stays_under_the_sns_limit_however_large_the_policy():
+def test_body_stays_under_the_sns_limit_however_large_the_policy() -> None:
     # 40 Regions x 25 findings with 30 KB messages: megabytes before the guard bounds it.
     rep = KeyReport(
         ARN,

@@ -4,6 +4,8 @@ import io
 import json
 import subprocess
 import sys
+from pathlib import Path
+from typing import Protocol
 
 import pytest
 from kms_guard_cli.main import run
@@ -11,15 +13,19 @@ from kms_guard_cli.main import run
 from tests.support import POLICIES, admin_statement, policy_text, rockset_statement
 
 
-def call(*argv, stdin=None, monkeypatch=None):
+def call(*argv: str, stdin: str | None = None, monkeypatch: pytest.MonkeyPatch | None = None) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     code = run(list(argv), out, err)
     return code, out.getvalue(), err.getvalue()
 
 
+class PolicyFile(Protocol):
+    def __call__(self, text: str, name: str = "policy.json") -> str: ...
+
+
 @pytest.fixture
-def policy_file(tmp_path):
-    def write(text, name="policy.json"):
+def policy_file(tmp_path: Path) -> PolicyFile:
+    def write(text: str, name: str = "policy.json") -> str:
         path = tmp_path / name
         path.write_text(text)
         return str(path)
@@ -27,7 +33,7 @@ def policy_file(tmp_path):
     return write
 
 
-def case_file(name):
+def case_file(name: str) -> str:
     """A corpus case's policy, written out as a plain policy document."""
     doc = json.loads((POLICIES / f"{name}.json").read_text())["policy"]
     return json.dumps(doc, indent=2)
@@ -41,7 +47,7 @@ def case_file(name):
         ("allow-sourceip-condition", 3, "at-risk"),
     ],
 )
-def test_check_policy_exit_codes_and_json(policy_file, case, exit_code, verdict):
+def test_check_policy_exit_codes_and_json(policy_file: PolicyFile, case: str, exit_code: int, verdict: str) -> None:
     code, out, err = call("check-policy", policy_file(case_file(case)), "--output", "json")
     assert code == exit_code
     payload = json.loads(out)
@@ -50,7 +56,7 @@ def test_check_policy_exit_codes_and_json(policy_file, case, exit_code, verdict)
     assert err == ""
 
 
-def test_check_policy_json_lists_concrete_actions(policy_file):
+def test_check_policy_json_lists_concrete_actions(policy_file: PolicyFile) -> None:
     _, out, _ = call("check-policy", policy_file(case_file("missing-decrypt")), "--output", "json")
     payload = json.loads(out)
     assert payload["missing_actions"] == ["kms:Decrypt"]
@@ -59,7 +65,7 @@ def test_check_policy_json_lists_concrete_actions(policy_file):
     assert payload["findings"][0]["actions"] == ["kms:Decrypt"]
 
 
-def test_check_policy_text_puts_the_verdict_first_then_findings_with_their_statement(policy_file):
+def test_check_policy_text_puts_the_verdict_first_then_findings_with_their_statement(policy_file: PolicyFile) -> None:
     code, out, _ = call("check-policy", policy_file(case_file("deny-decrypt-everyone")))
     lines = out.splitlines()
     assert code == 1
@@ -67,13 +73,13 @@ def test_check_policy_text_puts_the_verdict_first_then_findings_with_their_state
     assert any("ACTION_DENIED" in line and "(statement DenyRule)" in line for line in lines)
 
 
-def test_check_policy_vendor_account_changes_the_requirement(policy_file):
+def test_check_policy_vendor_account_changes_the_requirement(policy_file: PolicyFile) -> None:
     path = policy_file(case_file("grant-root-arn"))
     assert call("check-policy", path)[0] == 0
     assert call("check-policy", path, "--vendor-account", "999988887777")[0] == 1
 
 
-def test_check_policy_key_arn_decides_resource_statements(policy_file):
+def test_check_policy_key_arn_decides_resource_statements(policy_file: PolicyFile) -> None:
     path = policy_file(case_file("resource-key-arn-known"))
     key = "arn:aws:kms:us-west-2:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab"
     assert call("check-policy", path)[0] == 3
@@ -95,7 +101,7 @@ def test_check_policy_key_arn_decides_resource_statements(policy_file):
         ([], "the following arguments are required"),
     ],
 )
-def test_bad_input_is_exit_2_with_one_line(policy_file, argv, message):
+def test_bad_input_is_exit_2_with_one_line(policy_file: PolicyFile, argv: list[str], message: str) -> None:
     path = policy_file("{not json")
     code, out, err = call(*[a.replace("{path}", path) for a in argv])
     assert code == 2
@@ -105,7 +111,7 @@ def test_bad_input_is_exit_2_with_one_line(policy_file, argv, message):
     assert "Traceback" not in err
 
 
-def test_fix_policy_prints_the_repaired_policy_and_what_changed(policy_file):
+def test_fix_policy_prints_the_repaired_policy_and_what_changed(policy_file: PolicyFile) -> None:
     code, out, err = call("fix-policy", policy_file(policy_text(admin_statement())))
     assert code == 0
     repaired = json.loads(out)
@@ -116,7 +122,7 @@ def test_fix_policy_prints_the_repaired_policy_and_what_changed(policy_file):
     assert recheck[0] == 0
 
 
-def test_fix_policy_on_a_fine_policy_prints_it_unchanged(policy_file):
+def test_fix_policy_on_a_fine_policy_prints_it_unchanged(policy_file: PolicyFile) -> None:
     text = policy_text(admin_statement(), rockset_statement())
     code, out, err = call("fix-policy", policy_file(text))
     assert code == 0
@@ -124,7 +130,7 @@ def test_fix_policy_on_a_fine_policy_prints_it_unchanged(policy_file):
     assert err.startswith("unchanged")
 
 
-def test_fix_policy_refuses_to_touch_a_deny(policy_file):
+def test_fix_policy_refuses_to_touch_a_deny(policy_file: PolicyFile) -> None:
     deny = {"Sid": "Fence", "Effect": "Deny", "Principal": "*", "Action": "kms:Decrypt", "Resource": "*"}
     code, out, err = call("fix-policy", policy_file(policy_text(rockset_statement(), deny)))
     assert code == 1
@@ -133,7 +139,7 @@ def test_fix_policy_refuses_to_touch_a_deny(policy_file):
     assert "Fence" in err
 
 
-def test_fix_policy_json(policy_file):
+def test_fix_policy_json(policy_file: PolicyFile) -> None:
     code, out, _ = call("fix-policy", policy_file(policy_text(admin_statement())), "--output", "json")
     payload = json.loads(out)
     assert code == 0
@@ -142,21 +148,21 @@ def test_fix_policy_json(policy_file):
     assert "kms:Decrypt" in payload["added_actions"]
 
 
-def test_statement_prints_a_statement_that_makes_a_policy_compliant(policy_file):
+def test_statement_prints_a_statement_that_makes_a_policy_compliant(policy_file: PolicyFile) -> None:
     code, out, _ = call("statement", "--output", "json")
     assert code == 0
     statement = json.loads(out)["statements"][0]
     assert call("check-policy", policy_file(policy_text(admin_statement(), statement)))[0] == 0
 
 
-def test_statement_text_is_valid_json_after_the_comment():
+def test_statement_text_is_valid_json_after_the_comment() -> None:
     code, out, _ = call("statement", "--vendor-account", "999988887777")
     assert code == 0
     body = "\n".join(line for line in out.splitlines() if not line.startswith("#"))
     assert json.loads(body)["Principal"] == {"AWS": "arn:aws:iam::999988887777:root"}
 
 
-def test_console_script_reads_stdin_and_never_shows_a_traceback():
+def test_console_script_reads_stdin_and_never_shows_a_traceback() -> None:
     good = subprocess.run(
         [sys.executable, "-m", "kms_guard_cli.main", "check-policy", "-"],
         input=policy_text(rockset_statement()),
@@ -177,7 +183,7 @@ def test_console_script_reads_stdin_and_never_shows_a_traceback():
     assert bad.stderr == "kms-guard: error: stdin: policy is empty\n"
 
 
-def test_statement_with_guard_roles_prints_both_statements(policy_file):
+def test_statement_with_guard_roles_prints_both_statements(policy_file: PolicyFile) -> None:
     role = "arn:aws:iam::111122223333:role/KmsGuard-KmsEventFunctionRole-ABC"
     code, out, _ = call("statement", "--guard-role-arn", role, "--remediation", "restore-statement", "--output", "json")
     assert code == 0
@@ -187,7 +193,7 @@ def test_statement_with_guard_roles_prints_both_statements(policy_file):
     assert call("check-policy", policy_file(policy_text(admin_statement(), rockset, guard)))[0] == 0
 
 
-def test_statement_guard_actions_follow_what_is_switched_on():
+def test_statement_guard_actions_follow_what_is_switched_on() -> None:
     role = "arn:aws:iam::111122223333:role/G"
     _, out, _ = call("statement", "--guard-role-arn", role, "--output", "json")
     assert json.loads(out)["statements"][1]["Action"] == ["kms:DescribeKey", "kms:GetKeyPolicy"]
@@ -207,7 +213,7 @@ def test_statement_guard_actions_follow_what_is_switched_on():
         (["--guard-role-arn", "arn:aws:iam::111122223333:role/G", "--remediation", "x"], "--remediation: unknown mode"),
     ],
 )
-def test_statement_bad_options(argv, message):
+def test_statement_bad_options(argv: list[str], message: str) -> None:
     code, _, err = call("statement", *argv)
     assert code == 2
     assert message in err

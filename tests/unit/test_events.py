@@ -2,6 +2,7 @@
 
 import copy
 import json
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -34,21 +35,24 @@ KEY = KeyArn.parse("arn:aws:kms:us-west-2:111122223333:key/mrk-1234abcd12ab34cd5
         ("scheduled-check", "scheduled", "ScheduledCheck", "us-west-2"),
     ],
 )
-def test_recognises_every_event_type(name, kind, event_name, region):
+def test_recognises_every_event_type(name: str, kind: str, event_name: str, region: str) -> None:
     parsed = parse_event(load_event(name), KEY)
     assert isinstance(parsed, KeyEvent), parsed
     assert (parsed.kind, parsed.name, parsed.region) == (kind, event_name, region)
 
 
-def test_dedupe_id_is_the_cloudtrail_event_id_not_the_envelope_id():
+def test_dedupe_id_is_the_cloudtrail_event_id_not_the_envelope_id() -> None:
     event = load_event("disable-key-replica")
     parsed = parse_event(event, KEY)
+    assert isinstance(parsed, KeyEvent), parsed
     assert parsed.event_id == event["detail"]["eventID"]
     assert parsed.event_id != event["id"]
 
 
-def test_actor_is_the_role_behind_the_session():
+def test_actor_is_the_role_behind_the_session() -> None:
     parsed = parse_event(load_event("put-key-policy-removes-decrypt"), KEY)
+    assert isinstance(parsed, KeyEvent), parsed
+    assert parsed.actor is not None
     assert parsed.actor.principal_arn == "arn:aws:iam::111122223333:role/PlatformAdmin"
     assert parsed.actor.arn == "arn:aws:sts::111122223333:assumed-role/PlatformAdmin/alice"
     assert parsed.actor.source_ip == "203.0.113.10"
@@ -57,18 +61,20 @@ def test_actor_is_the_role_behind_the_session():
     assert '"kms:Encrypt"' in parsed.request["policy"]
 
 
-def test_service_event_actor_is_the_invoking_service():
+def test_service_event_actor_is_the_invoking_service() -> None:
     parsed = parse_event(load_event("delete-key-service-event"), KEY)
+    assert isinstance(parsed, KeyEvent), parsed
+    assert parsed.actor is not None
     assert parsed.actor.invoked_by == "kms.amazonaws.com"
     assert parsed.actor.display == "kms.amazonaws.com"
 
 
-def test_non_iso_deletion_date_does_not_matter():
+def test_non_iso_deletion_date_does_not_matter() -> None:
     parsed = parse_event(load_event("schedule-key-deletion-replica"), KEY)
     assert isinstance(parsed, KeyEvent)
 
 
-def with_detail(name, **changes):
+def with_detail(name: str, **changes: Any) -> dict[str, Any]:
     event = copy.deepcopy(load_event(name))
     for key, value in changes.items():
         if value is None:
@@ -115,26 +121,26 @@ def with_detail(name, **changes):
         ),
     ],
 )
-def test_drops_with_a_reason(event, reason):
+def test_drops_with_a_reason(event: object, reason: str) -> None:
     parsed = parse_event(event, KEY)
     assert isinstance(parsed, Ignored)
     assert reason in parsed.reason
 
 
-def test_same_key_id_in_another_account_is_another_key():
+def test_same_key_id_in_another_account_is_another_key() -> None:
     text = json.dumps(load_event("disable-key-replica")).replace("111122223333", "999999999999")
     parsed = parse_event(json.loads(text), KEY)
     assert isinstance(parsed, Ignored)
 
 
-def test_bare_mrk_id_in_request_identifies_the_key():
+def test_bare_mrk_id_in_request_identifies_the_key() -> None:
     event = with_detail(
         "disable-key-replica", resources=None, responseElements=None, requestParameters={"keyId": KEY.key_id}
     )
     assert isinstance(parse_event(event, KEY), KeyEvent)
 
 
-def test_alias_arn_never_identifies_the_key():
+def test_alias_arn_never_identifies_the_key() -> None:
     event = with_detail(
         "disable-key-replica",
         resources=None,
@@ -144,9 +150,12 @@ def test_alias_arn_never_identifies_the_key():
     assert isinstance(parse_event(event, KEY), Ignored)
 
 
-def test_hostile_strings_are_bounded():
+def test_hostile_strings_are_bounded() -> None:
     event = with_detail("put-key-policy-removes-decrypt", userAgent="x" * 100_000, sourceIPAddress="\x1b[31m" * 10)
     parsed = parse_event(event, KEY)
+    assert isinstance(parsed, KeyEvent), parsed
+    assert parsed.actor is not None
+    assert parsed.actor.user_agent is not None
     assert len(parsed.actor.user_agent) <= 512
 
 
@@ -182,7 +191,7 @@ def test_hostile_strings_are_bounded():
         max_leaves=25,
     )
 )
-def test_never_raises_on_arbitrary_json(event):
+def test_never_raises_on_arbitrary_json(event: object) -> None:
     assert isinstance(parse_event(event, KEY), KeyEvent | Ignored)
 
 

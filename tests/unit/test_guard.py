@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from kms_guard.core.alerts import Reported, decide_alerts
+from kms_guard.core.alerts import Alert, AlertKind, Reported, decide_alerts
 from kms_guard.core.compliance import RegionObservation, assess_key
+from kms_guard.core.findings import KeyReport
+from kms_guard.core.remediation import Outcome
 from kms_guard.core.vendor import ROCKSET
-from kms_guard.guard import Guard, WriteFailed
+from kms_guard.guard import Guard, Result, WriteFailed
 from kms_guard.memory import CollectingNotifier, MemoryState
 from kms_guard.settings import build_settings
 
@@ -136,7 +138,7 @@ class World:
     guard: Guard
 
     @property
-    def alerts(self) -> list[Any]:
+    def alerts(self) -> list[Alert]:
         return self.notifier.alerts
 
     def kinds(self) -> list[str]:
@@ -169,7 +171,9 @@ def settle(w: World) -> None:
     w.notifier.alerts.clear()
 
 
-def policy_event(region: str = REPLICA, *, actor: str = ADMIN_ROLE, user_agent: str = "aws-cli/2.22.0") -> Any:
+def policy_event(
+    region: str = REPLICA, *, actor: str = ADMIN_ROLE, user_agent: str = "aws-cli/2.22.0"
+) -> dict[str, Any]:
     event = load_event("put-key-policy-removes-decrypt")
     event["region"] = event["detail"]["awsRegion"] = region
     event["detail"]["resources"][0]["ARN"] = arn_in(region)
@@ -181,7 +185,7 @@ def policy_event(region: str = REPLICA, *, actor: str = ADMIN_ROLE, user_agent: 
     return event
 
 
-def outcome_of(result: Any, region: str = REPLICA) -> Any:
+def outcome_of(result: Result, region: str = REPLICA) -> Outcome:
     [outcome] = [o for o in result.remediation if o.region == region]
     return outcome
 
@@ -189,7 +193,7 @@ def outcome_of(result: Any, region: str = REPLICA) -> Any:
 # --- the flow ----------------------------------------------------------------------------------------------------
 
 
-def test_an_event_for_another_key_is_dropped_before_any_read():
+def test_an_event_for_another_key_is_dropped_before_any_read() -> None:
     w = world()
     result = w.guard.handle(load_event("disable-key-other-key"))
     assert result.decision == "ignored"
@@ -197,7 +201,7 @@ def test_an_event_for_another_key_is_dropped_before_any_read():
     assert w.alerts == []
 
 
-def test_a_duplicate_delivery_is_ignored_and_alerts_once():
+def test_a_duplicate_delivery_is_ignored_and_alerts_once() -> None:
     w = world()
     settle(w)
     w.keys.regions[REPLICA].policy = NO_DECRYPT
@@ -210,12 +214,12 @@ def test_a_duplicate_delivery_is_ignored_and_alerts_once():
     assert w.kinds() == ["problem"]
 
 
-def test_a_failure_releases_the_event_claim_so_lambdas_retry_proceeds():
+def test_a_failure_releases_the_event_claim_so_lambdas_retry_proceeds() -> None:
     w = world()
     settle(w)
 
     class Broken(CollectingNotifier):
-        def publish(self, alert: Any) -> None:
+        def publish(self, alert: Alert) -> None:
             raise RuntimeError("SNS is down")
 
     w.guard._notifier = Broken()
@@ -229,7 +233,7 @@ def test_a_failure_releases_the_event_claim_so_lambdas_retry_proceeds():
     assert w.kinds() == ["problem"]
 
 
-def test_compliant_policies_are_recorded_as_baselines_once():
+def test_compliant_policies_are_recorded_as_baselines_once() -> None:
     w = world()
     settle(w)
     assert w.state.record.baselines == {HOME: GOOD, REPLICA: GOOD}
@@ -238,12 +242,17 @@ def test_compliant_policies_are_recorded_as_baselines_once():
     assert w.state.record.baselines[HOME] == GOOD
 
 
-def test_nothing_changed_nothing_said_and_nothing_saved():
+def test_nothing_changed_nothing_said_and_nothing_saved() -> None:
     w = world()
     settle(w)
-    saved = []
+    saved: list[tuple[Any, ...]] = []
     original = w.state.save_report
-    w.state.save_report = lambda *a: saved.append(a) or original(*a)  # type: ignore[method-assign]
+
+    def save_report(fingerprint: str, findings: list[dict[str, Any]], alerted_at: float | None) -> None:
+        saved.append((fingerprint, findings, alerted_at))
+        original(fingerprint, findings, alerted_at)
+
+    w.state.save_report = save_report  # type: ignore[method-assign]  # a spy on this one store's method
     w.guard.scheduled_check({"id": "quiet"})
     assert w.alerts == []
     assert saved == []
@@ -252,7 +261,7 @@ def test_nothing_changed_nothing_said_and_nothing_saved():
 # --- the repair gate ---------------------------------------------------------------------------------------------
 
 
-def test_with_writes_off_the_guard_alerts_and_writes_nothing():
+def test_with_writes_off_the_guard_alerts_and_writes_nothing() -> None:
     w = world()
     settle(w)
     w.keys.regions[REPLICA].policy = NO_DECRYPT
@@ -263,7 +272,7 @@ def test_with_writes_off_the_guard_alerts_and_writes_nothing():
     assert w.kinds() == ["problem"]
 
 
-def test_a_repair_is_applied_verified_and_both_alerts_are_sent():
+def test_a_repair_is_applied_verified_and_both_alerts_are_sent() -> None:
     w = world(remediation="restore-statement")
     settle(w)
     w.keys.regions[REPLICA].policy = NO_DECRYPT
@@ -280,7 +289,7 @@ def test_a_repair_is_applied_verified_and_both_alerts_are_sent():
     assert w.state.log[0]["status"] == "applied"
 
 
-def test_revert_puts_back_the_recorded_baseline_exactly():
+def test_revert_puts_back_the_recorded_baseline_exactly() -> None:
     w = world(remediation="revert")
     settle(w)
     w.keys.regions[REPLICA].policy = NO_DECRYPT
@@ -288,7 +297,7 @@ def test_revert_puts_back_the_recorded_baseline_exactly():
     assert w.keys.writes == [("put-key-policy", REPLICA, GOOD)]
 
 
-def test_a_region_without_findings_has_its_hold_cleared():
+def test_a_region_without_findings_has_its_hold_cleared() -> None:
     w = world(remediation="restore-statement")
     settle(w)
     w.state.record.holds[HOME] = "old-fingerprint"
@@ -296,7 +305,7 @@ def test_a_region_without_findings_has_its_hold_cleared():
     assert HOME not in w.state.record.holds
 
 
-def test_nothing_the_guard_may_change_means_no_outcome_and_no_identity_lookup():
+def test_nothing_the_guard_may_change_means_no_outcome_and_no_identity_lookup() -> None:
     w = world(remediation="restore-statement", restore_key_state=True)
     settle(w)
     w.keys.regions[REPLICA].exists = False
@@ -307,7 +316,7 @@ def test_nothing_the_guard_may_change_means_no_outcome_and_no_identity_lookup():
     assert w.kinds() == ["problem"]
 
 
-def test_an_unreadable_region_is_never_written():
+def test_an_unreadable_region_is_never_written() -> None:
     w = world(remediation="restore-statement", restore_key_state=True)
     settle(w)
     w.keys.regions[REPLICA].error = "AccessDeniedException: no"
@@ -326,7 +335,9 @@ def test_an_unreadable_region_is_never_written():
     ],
     ids=["own-user-agent", "own-role", "trusted-principal"],
 )
-def test_a_change_by_the_guard_or_a_trusted_principal_is_alert_only_and_held(actor, user_agent, why):
+def test_a_change_by_the_guard_or_a_trusted_principal_is_alert_only_and_held(
+    actor: str, user_agent: str, why: str
+) -> None:
     w = world(remediation="restore-statement", trusted_principals=["arn:aws:iam::111122223333:role/Terraform"])
     settle(w)
     w.keys.regions[REPLICA].policy = NO_DECRYPT
@@ -345,7 +356,7 @@ def test_a_change_by_the_guard_or_a_trusted_principal_is_alert_only_and_held(act
     assert w.keys.writes == []
 
 
-def test_a_hold_ends_when_the_findings_change():
+def test_a_hold_ends_when_the_findings_change() -> None:
     w = world(remediation="restore-statement", restore_key_state=True)
     settle(w)
     w.keys.regions[REPLICA].policy = NO_DECRYPT
@@ -358,7 +369,7 @@ def test_a_hold_ends_when_the_findings_change():
     assert REPLICA not in w.state.record.holds
 
 
-def test_the_identity_is_asked_only_when_a_repair_is_on_the_table():
+def test_the_identity_is_asked_only_when_a_repair_is_on_the_table() -> None:
     w = world(remediation="restore-statement")
     settle(w)
     assert w.identity.asked == 0
@@ -367,7 +378,7 @@ def test_the_identity_is_asked_only_when_a_repair_is_on_the_table():
     assert w.identity.asked == 1
 
 
-def test_a_deny_that_blocks_the_vendor_is_refused_with_its_reason():
+def test_a_deny_that_blocks_the_vendor_is_refused_with_its_reason() -> None:
     w = world(remediation="revert")  # no baseline for the Region: revert falls back, and says why it refused
     w.keys.regions[REPLICA].policy = BLOCKING_DENY
     result = w.guard.scheduled_check({"id": "x"})
@@ -377,7 +388,7 @@ def test_a_deny_that_blocks_the_vendor_is_refused_with_its_reason():
     assert w.keys.writes == []
 
 
-def test_a_dry_run_plans_exactly_and_writes_nothing():
+def test_a_dry_run_plans_exactly_and_writes_nothing() -> None:
     w = world(remediation="restore-statement", dry_run=True)
     settle(w)
     w.keys.regions[REPLICA].policy = NO_DECRYPT
@@ -390,7 +401,7 @@ def test_a_dry_run_plans_exactly_and_writes_nothing():
     assert w.state.log == []
 
 
-def test_past_the_hourly_write_limit_remediation_is_suspended_and_says_so():
+def test_past_the_hourly_write_limit_remediation_is_suspended_and_says_so() -> None:
     w = world(remediation="restore-statement")
     settle(w)
     for i in range(3):
@@ -410,7 +421,7 @@ def test_past_the_hourly_write_limit_remediation_is_suspended_and_says_so():
     assert outcome_of(w.guard.scheduled_check({"id": "fifth"})).status == "applied"
 
 
-def test_a_failed_write_is_reported_with_awss_reason_and_logged():
+def test_a_failed_write_is_reported_with_awss_reason_and_logged() -> None:
     w = world(remediation="restore-statement")
     settle(w)
     w.keys.fail_writes = "MalformedPolicyDocumentException: lockout"
@@ -423,7 +434,7 @@ def test_a_failed_write_is_reported_with_awss_reason_and_logged():
     assert w.kinds() == ["problem"]
 
 
-def test_a_stale_read_back_is_retried_with_backoff_until_the_repair_holds():
+def test_a_stale_read_back_is_retried_with_backoff_until_the_repair_holds() -> None:
     w = world(remediation="restore-statement")
     settle(w)
     w.keys.stale_reads = 2
@@ -433,7 +444,7 @@ def test_a_stale_read_back_is_retried_with_backoff_until_the_repair_holds():
     assert w.sleeps == [0.5, 1.0]
 
 
-def test_a_repair_that_never_shows_is_reported_unverified():
+def test_a_repair_that_never_shows_is_reported_unverified() -> None:
     w = world(remediation="restore-statement")
     settle(w)
     w.keys.stale_reads = 100
@@ -450,7 +461,7 @@ def test_a_repair_that_never_shows_is_reported_unverified():
     ("state", "writes"),
     [("Disabled", ["enable-key"]), ("PendingDeletion", ["cancel-key-deletion", "enable-key"])],
 )
-def test_restore_key_state_brings_the_key_back(state, writes):
+def test_restore_key_state_brings_the_key_back(state: str, writes: list[str]) -> None:
     w = world(restore_key_state=True)
     settle(w)
     w.keys.regions[HOME].state = state
@@ -460,7 +471,7 @@ def test_restore_key_state_brings_the_key_back(state, writes):
     assert w.kinds() == ["problem", "resolved"]
 
 
-def test_a_policy_problem_is_not_repaired_when_only_key_state_repair_is_on():
+def test_a_policy_problem_is_not_repaired_when_only_key_state_repair_is_on() -> None:
     w = world(restore_key_state=True)
     settle(w)
     w.keys.regions[REPLICA].policy = NO_DECRYPT
@@ -472,7 +483,7 @@ def test_a_policy_problem_is_not_repaired_when_only_key_state_repair_is_on():
 # --- the alert decision (pure) -----------------------------------------------------------------------------------
 
 
-def report(policy_by_region: dict[str, str], states: dict[str, str] | None = None) -> Any:
+def report(policy_by_region: dict[str, str], states: dict[str, str] | None = None) -> KeyReport:
     keys = FakeKeys({r: Replica(p, (states or {}).get(r, "Enabled")) for r, p in policy_by_region.items()})
     return assess_key(KEY_ARN, keys.read_all({r: arn_in(r) for r in policy_by_region}), ROCKSET)
 
@@ -492,42 +503,49 @@ WARNING_ONLY = report(
 )
 
 
-def fp(r: Any) -> str:
+def fp(r: KeyReport) -> str:
     from kms_guard.core.alerts import fingerprint
 
     return fingerprint(r.findings)
 
 
-def decide(reported: Reported, found: Any, final: Any = None, *, suspended: bool = False, now: float = 10_000) -> Any:
+def decide(
+    reported: Reported,
+    found: KeyReport,
+    final: KeyReport | None = None,
+    *,
+    suspended: bool = False,
+    now: float = 10_000,
+) -> list[tuple[AlertKind, tuple[str, ...]]]:
     plans = decide_alerts(reported, found, final or found, suspended=suspended, now=now, reminder_seconds=3600)
     return [(p.kind, p.previous_codes) for p in plans]
 
 
-def test_alert_decision_a_new_problem():
+def test_alert_decision_a_new_problem() -> None:
     assert decide(Reported(), BROKEN) == [("problem", ())]
 
 
-def test_alert_decision_a_problem_that_changed_names_what_it_was():
+def test_alert_decision_a_problem_that_changed_names_what_it_was() -> None:
     before = Reported(fp(BROKEN), ("ACTION_NOT_GRANTED",), 9_000)
     assert decide(before, report({HOME: GOOD, REPLICA: GOOD}, {REPLICA: "Disabled"})) == [
         ("changed", ("ACTION_NOT_GRANTED",))
     ]
 
 
-def test_alert_decision_all_clear():
+def test_alert_decision_all_clear() -> None:
     assert decide(Reported(fp(BROKEN), ("ACTION_NOT_GRANTED",), 9_000), OK) == [("resolved", ("ACTION_NOT_GRANTED",))]
 
 
-def test_alert_decision_suspended_replaces_the_change_alert():
+def test_alert_decision_suspended_replaces_the_change_alert() -> None:
     assert decide(Reported(), BROKEN, suspended=True) == [("suspended", ())]
 
 
-def test_alert_decision_a_repair_adds_a_second_alert_about_the_result():
+def test_alert_decision_a_repair_adds_a_second_alert_about_the_result() -> None:
     assert decide(Reported(), BROKEN, OK) == [("problem", ()), ("resolved", ("ACTION_NOT_GRANTED",))]
     assert decide(Reported(), BROKEN_TWICE, BROKEN) == [("problem", ()), ("changed", ("ACTION_NOT_GRANTED",))]
 
 
-def test_alert_decision_a_repair_back_to_what_was_reported_still_says_so():
+def test_alert_decision_a_repair_back_to_what_was_reported_still_says_so() -> None:
     before = Reported(fp(BROKEN), ("ACTION_NOT_GRANTED",), 9_000)
     assert decide(before, BROKEN_TWICE, BROKEN) == [
         ("changed", ("ACTION_NOT_GRANTED",)),
@@ -535,24 +553,24 @@ def test_alert_decision_a_repair_back_to_what_was_reported_still_says_so():
     ]
 
 
-def test_alert_decision_a_lasting_critical_problem_is_reminded_hourly():
+def test_alert_decision_a_lasting_critical_problem_is_reminded_hourly() -> None:
     before = Reported(fp(BROKEN), ("ACTION_NOT_GRANTED",), 10_000)
     assert decide(before, BROKEN, now=10_000 + 3599) == []
     assert decide(before, BROKEN, now=10_000 + 3600) == [("reminder", ("ACTION_NOT_GRANTED",))]
 
 
-def test_alert_decision_a_problem_never_alerted_about_is_reminded():
+def test_alert_decision_a_problem_never_alerted_about_is_reminded() -> None:
     assert decide(Reported(fp(BROKEN), ("ACTION_NOT_GRANTED",), None), BROKEN) == [
         ("reminder", ("ACTION_NOT_GRANTED",))
     ]
 
 
-def test_alert_decision_no_reminder_for_warnings_or_when_compliant():
+def test_alert_decision_no_reminder_for_warnings_or_when_compliant() -> None:
     assert decide(Reported(fp(WARNING_ONLY), ("PUBLIC_PRINCIPAL",), 0), WARNING_ONLY, now=10**9) == []
     assert decide(Reported(), OK, now=10**9) == []
 
 
-def test_a_reminder_reaches_the_notifier_after_an_hour():
+def test_a_reminder_reaches_the_notifier_after_an_hour() -> None:
     w = world()
     settle(w)
     w.keys.regions[REPLICA].policy = NO_DECRYPT

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import ast
 import re
 from pathlib import Path
@@ -19,30 +20,32 @@ def _test_names(path: Path) -> set[str]:
     return {node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")}
 
 
-def test_every_test_the_reliability_matrix_names_exists():
+def test_every_test_the_reliability_matrix_names_exists() -> None:
     section = README.split("## Reliability matrix", 1)[1].split("\n## ", 1)[0]
     references = re.findall(r"`((?:unit|functional|infra)/[\w/]+\.py)?::(test_\w+)`", section)
     assert len(references) >= 25
-    current = None
+    current: str | None = None
     for path, name in references:
         current = path or current
+        assert current is not None, f"::{name} comes before any test file is named"
         assert name in _test_names(ROOT / "tests" / current), f"{current}::{name}"
 
 
-def test_every_command_and_finding_code_is_documented():
-    commands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+def test_every_command_and_finding_code_is_documented() -> None:
+    [subcommands] = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    commands = subcommands.choices
     for command in commands:
         assert f"kms-guard {command}" in README, command
     for code in Code:
         assert f"`{code.value}`" in README, code
 
 
-def test_every_lambda_setting_is_documented():
+def test_every_lambda_setting_is_documented() -> None:
     for variable in ENV_NAMES.values():
         assert f"`{variable}`" in README, variable
 
 
-def test_every_context_key_is_documented():
+def test_every_context_key_is_documented() -> None:
     from infra.config import CONTEXT_KEYS
 
     for key in CONTEXT_KEYS:

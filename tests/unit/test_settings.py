@@ -6,7 +6,7 @@ from kms_guard.settings import SettingsError, build_settings, settings_from_env
 ARN = "arn:aws:kms:us-west-2:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab"
 
 
-def test_from_env_full():
+def test_from_env_full() -> None:
     settings = settings_from_env(
         {
             "KMS_GUARD_KEY_ARN": ARN,
@@ -28,7 +28,7 @@ def test_from_env_full():
     assert settings.region_key_arn("us-east-1") == ARN.replace("us-west-2", "us-east-1")
 
 
-def test_defaults():
+def test_defaults() -> None:
     settings = settings_from_env({"KMS_GUARD_KEY_ARN": ARN})
     assert settings.regions == ("us-west-2",)
     assert settings.remediation == "off"
@@ -63,13 +63,13 @@ def test_defaults():
         ({"KMS_GUARD_STATE_TABLE": "a b"}, "KMS_GUARD_STATE_TABLE: not a DynamoDB table name"),
     ],
 )
-def test_bad_values_are_named(env, message):
+def test_bad_values_are_named(env: dict[str, str], message: str) -> None:
     full = {"KMS_GUARD_KEY_ARN": ARN, **env} if env else {}
     with pytest.raises(SettingsError) as info:
         settings_from_env(full)
     assert message in str(info.value)
 
 
-def test_cli_names_are_used_when_given():
+def test_cli_names_are_used_when_given() -> None:
     with pytest.raises(SettingsError, match="--remediation: unknown mode"):
         build_settings(key_arn=ARN, remediation="x", names={"remediation": "--remediation"})
