@@ -41,7 +41,7 @@ lint: $(STAMP) ## ruff
 	"$(UV)" run --frozen ruff check .
 	"$(UV)" run --frozen ruff format --check .
 
-typecheck: $(STAMP) ## mypy (strict on the package)
+typecheck: $(STAMP) ## mypy, strict (the files are listed in pyproject.toml)
 	"$(UV)" run --frozen mypy
 
 test: lint typecheck $(NODE_STAMP) ## ruff, mypy and the whole pytest suite

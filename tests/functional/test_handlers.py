@@ -6,6 +6,7 @@ import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from kms_guard.aws.clients import ClientFactory
@@ -104,3 +105,19 @@ def test_sns_down_raises_out_of_the_handler_so_lambda_retries(lambda_env: Accoun
     lambda_env.kms(REPLICA).disable_key(KeyId=lambda_env.key_id)
     with pytest.raises(Exception, match="InternalError"):
         kms_event.handler(lambda_env.event("disable-key-replica"), Context())
+
+
+@pytest.mark.parametrize("module", [kms_event, scheduled_check], ids=["kms_event", "scheduled_check"])
+def test_each_handler_ends_the_initialisation_however_its_invocation_ends(
+    lambda_env: Account, monkeypatch: pytest.MonkeyPatch, module: Any
+) -> None:
+    """The cold-start policy (kms_guard.handlers): the collector comes back on after the first invocation even if
+    that invocation failed, so a function that fails its first run never runs on without a garbage collector."""
+    ended: list[bool] = []
+    monkeypatch.setattr(module, "end_of_initialisation", lambda: ended.append(True))
+    assert module.handler(lambda_env.event("scheduled-check"), Context())["decision"] == "evaluated"
+    monkeypatch.setenv("KMS_GUARD_REMEDIATION", "yolo")
+    runtime.wired.cache_clear()
+    with pytest.raises(SettingsError):
+        module.handler(lambda_env.event("scheduled-check"), Context())
+    assert ended == [True, True]

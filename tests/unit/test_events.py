@@ -195,7 +195,7 @@ def test_never_raises_on_arbitrary_json(event: object) -> None:
     assert isinstance(parse_event(event, KEY), KeyEvent | Ignored)
 
 
-def test_a_createkey_of_another_key_is_dropped_before_any_call():
+def test_a_createkey_of_another_key_is_dropped_before_any_call() -> None:
     event = load_event("create-key-replica")
     text = json.dumps(event).replace("mrk-1234abcd12ab34cd56ef1234567890ab", "1234abcd-12ab-34cd-56ef-1234567890ab")
     parsed = parse_event(json.loads(text), KEY)
