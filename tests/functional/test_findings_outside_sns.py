@@ -8,6 +8,7 @@ responses it validates against the service model, and refuses any call it was no
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
@@ -222,3 +223,84 @@ def test_a_planned_policy_that_fails_the_second_opinion_is_not_written(account, 
         result.remediation[0].description
     )
     assert account.calls["kms.PutKeyPolicy"] == 0
+
+
+# --- the command ----------------------------------------------------------------------------------------------
+
+
+def run_cli(*argv):
+    import io
+
+    from kms_guard_cli.main import run
+
+    out, err = io.StringIO(), io.StringIO()
+    code = run(list(argv), out, err)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def stubbed_analyzer(aws, monkeypatch):
+    """The command's CheckNoNewAccess client, stubbed (the command builds its own clients from the credentials)."""
+    import botocore.session
+
+    client = botocore.session.get_session().create_client("accessanalyzer", region_name=HOME)
+    stubber = Stubber(client)
+    stubber.activate()
+    monkeypatch.setattr(ClientFactory, "client", lambda self, service, region: client)
+    yield stubber
+    stubber.assert_no_pending_responses()
+
+
+KEY_ARN = f"arn:aws:kms:{HOME}:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab"
+
+
+def test_check_policy_second_opinion_agreeing_keeps_the_verdict_and_exit(tmp_path, stubbed_analyzer):
+    path = tmp_path / "policy.json"
+    path.write_text(NO_DECRYPT)
+    expect(stubbed_analyzer, NO_DECRYPT, fail())
+    code, out, _ = run_cli("check-policy", str(path), "--second-opinion", "--key-arn", KEY_ARN, "--output", "json")
+    payload = json.loads(out)
+    assert code == 1
+    assert payload["second_opinion"]["result"] == "FAIL"
+    assert payload["second_opinion"]["agrees"] is True
+    assert [f["code"] for f in payload["findings"]] == ["ACTION_NOT_GRANTED"]
+
+
+def test_check_policy_second_opinion_shows_a_disagreement(tmp_path, stubbed_analyzer):
+    path = tmp_path / "policy.json"
+    path.write_text(GOOD_POLICY)
+    expect(stubbed_analyzer, GOOD_POLICY, fail())
+    code, out, _ = run_cli("check-policy", str(path), "--second-opinion", "--key-arn", KEY_ARN)
+    assert code == 0  # exit codes unchanged: the dispute is a warning, shown
+    assert "VERDICT_DISPUTED" in out
+    assert "second opinion (IAM Access Analyzer CheckNoNewAccess): DISAGREES: FAIL" in out
+
+
+def test_check_policy_second_opinion_without_an_answer_is_not_a_pass(tmp_path, stubbed_analyzer):
+    path = tmp_path / "policy.json"
+    path.write_text(GOOD_POLICY)
+    stubbed_analyzer.add_client_error("check_no_new_access", "AccessDeniedException", "not authorized")
+    code, _, err = run_cli("check-policy", str(path), "--second-opinion", "--key-arn", KEY_ARN)
+    assert code == 2
+    assert "no answer from IAM Access Analyzer" in err
+    assert "AccessDeniedException" in err
+
+
+def test_check_with_security_hub_and_finding_events_flags(account, monkeypatch):
+    account.route_finding_events()
+    break_policy(account)
+    code, out, _ = run_cli(
+        "check",
+        "--key-arn",
+        account.key_arn,
+        "--regions",
+        f"{HOME},{REPLICA}",
+        "--security-hub",
+        "--finding-events",
+        "--output",
+        "json",
+    )
+    assert code == 1
+    assert "second_opinion" not in json.loads(out)
+    assert list(account.securityhub_findings()) == [f"kms-guard/{account.key_id}/{REPLICA}/ACTION_NOT_GRANTED"]
+    assert [e["detail"]["change"] for e in account.delivered_finding_events()] == ["problem"]
