@@ -143,7 +143,7 @@ def _second_opinion_on_policy(text: str, profile: VendorProfile, key_arn: str | 
     return opinion
 
 
-def _print_second_opinion(view: str, opinion: Opinion, agreed: bool | None, out: TextIO) -> None:
+def _print_second_opinion(opinion: Opinion, agreed: bool | None, out: TextIO) -> None:
     verdict = {True: "agrees", False: "DISAGREES", None: "no answer"}[agreed]
     print(f"  second opinion (IAM Access Analyzer CheckNoNewAccess): {verdict}: {opinion.text()}", file=out)
 
@@ -179,7 +179,7 @@ def cmd_check_policy(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         for finding in findings[len(assessment.findings) :]:
             print(render_finding(finding), file=out)
         if opinion is not None:
-            _print_second_opinion(view, opinion, agrees(view, opinion), out)
+            _print_second_opinion(opinion, agrees(view, opinion), out)
     return VERDICT_EXIT[verdict]
 
 
