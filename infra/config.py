@@ -1,7 +1,8 @@
 """CDK context in, one frozen typed config out. Stacks never read context.
 
 Context keys (stable, design.md): keyArn (required), regions, alertEmails, remediation, restoreKeyState, dryRun,
-trustedPrincipals, checkSchedule, vendorAccount. Values may come from cdk.json (JSON types) or `-c key=value`
+trustedPrincipals, checkSchedule, vendorAccount; the opt-in features securityHub, findingEvents, secondOpinion
+(booleans, default false). Values may come from cdk.json (JSON types) or `-c key=value`
 (strings), so lists accept a comma string and booleans accept "true"/"false". Every problem is reported, one clear
 line each, and the app exits without a traceback. No AWS call: the account and home Region come from the key ARN.
 """
@@ -30,6 +31,9 @@ CONTEXT_KEYS = (
     "trustedPrincipals",
     "checkSchedule",
     "vendorAccount",
+    "securityHub",
+    "findingEvents",
+    "secondOpinion",
 )
 DEFAULT_SCHEDULE = "rate(15 minutes)"
 _EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[A-Za-z]{2,}$")
@@ -52,6 +56,9 @@ class GuardConfig:
     trusted_principals: tuple[str, ...] = ()
     check_schedule: str = DEFAULT_SCHEDULE
     vendor_account: str = ROCKSET_ACCOUNT
+    security_hub: bool = False
+    finding_events: bool = False
+    second_opinion: bool = False
 
     @property
     def account(self) -> str:
@@ -88,6 +95,14 @@ class GuardConfig:
             "trusted_principals": ",".join(self.trusted_principals),
             "vendor_account": self.vendor_account,
         }
+        # The opt-in features are set only when on: a deployment without them carries no trace of them.
+        for field, on in (
+            ("security_hub", self.security_hub),
+            ("finding_events", self.finding_events),
+            ("second_opinion", self.second_opinion),
+        ):
+            if on:
+                values[field] = "true"
         return {ENV_NAMES[field]: value for field, value in values.items()}
 
 
@@ -124,6 +139,9 @@ def config_from_context(context: Mapping[str, Any]) -> GuardConfig:
 
     restore = _as_bool(context.get("restoreKeyState"), "restoreKeyState", problems)
     dry_run = _as_bool(context.get("dryRun"), "dryRun", problems)
+    security_hub = _as_bool(context.get("securityHub"), "securityHub", problems)
+    finding_events = _as_bool(context.get("findingEvents"), "findingEvents", problems)
+    second_opinion = _as_bool(context.get("secondOpinion"), "secondOpinion", problems)
 
     schedule = str(context.get("checkSchedule") or DEFAULT_SCHEDULE).strip()
     try:
@@ -167,6 +185,9 @@ def config_from_context(context: Mapping[str, Any]) -> GuardConfig:
         trusted_principals=trusted,
         check_schedule=schedule,
         vendor_account=vendor,
+        security_hub=security_hub,
+        finding_events=finding_events,
+        second_opinion=second_opinion,
     )
 
 

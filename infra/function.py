@@ -22,7 +22,10 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
+from kms_guard.aws.access_analyzer import CHECK_ACTIONS
+from kms_guard.aws.finding_events import PUT_EVENTS_ACTIONS, default_bus_arn
 from kms_guard.aws.kms import KEY_STATE_ACTIONS, POLICY_WRITE_ACTIONS, READ_ACTIONS
+from kms_guard.aws.securityhub import IMPORT_ACTIONS, product_resource
 from kms_guard.aws.state import STATE_ACTIONS
 
 from infra.alerts import AlertTopic
@@ -52,6 +55,20 @@ def kms_actions(config: GuardConfig) -> list[str]:
     if config.restore_key_state:
         actions += KEY_STATE_ACTIONS
     return actions
+
+
+def opt_in_statements(config: GuardConfig) -> list[iam.PolicyStatement]:
+    """What the opt-in features need, each on the narrowest resource IAM offers; nothing for a feature left off."""
+    statements = []
+    if config.security_hub:
+        statements.append(iam.PolicyStatement(actions=list(IMPORT_ACTIONS), resources=[product_resource(config.key)]))
+    if config.finding_events:
+        statements.append(
+            iam.PolicyStatement(actions=list(PUT_EVENTS_ACTIONS), resources=[default_bus_arn(config.key)])
+        )
+    if config.second_opinion:
+        statements.append(iam.PolicyStatement(actions=list(CHECK_ACTIONS), resources=["*"]))
+    return statements
 
 
 def function_code() -> lambda_.Code:
@@ -120,6 +137,15 @@ class GuardFunction(Construct):
         self.role.add_to_policy(iam.PolicyStatement(actions=kms_actions(config), resources=config.key_arns()))
         alerts.topic.grant_publish(self.role)
         table.grant(self.role, *STATE_ACTIONS)
+        for statement in opt_in_statements(config):
+            self.role.add_to_policy(statement)
+        if config.second_opinion:
+            acknowledge(
+                self.role,
+                "AwsSolutions-IAM5[Resource::*]",
+                "access-analyzer:CheckNoNewAccess has no resource type (IAM's service authorization reference): it "
+                "reads only the two policy documents in the request, so '*' is the only resource it can be granted on.",
+            )
         acknowledge(
             self.role,
             "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]",

@@ -2,7 +2,9 @@
 
 Nothing here is a re-enactment: every CloudTrail event goes through `kms_guard.handlers.kms_event.handler` and the
 checks through `kms_guard.handlers.scheduled_check.handler`, configured by the same environment variables the CDK app
-sets. The SNS topic has an SQS queue subscribed, so alerts are shown exactly as a subscriber receives them.
+sets. The SNS topic has an SQS queue subscribed, so alerts are shown exactly as a subscriber receives them. The opt-in
+Security Hub and EventBridge features are on: each step shows the Security Hub findings that changed, and the
+`KMS Guard Finding` events a rule on the default bus delivered to another SQS queue.
 
 CLI-only (needs moto, a development dependency); never part of the Lambda asset.
 """
@@ -57,6 +59,10 @@ class Step:
     remediation: list[dict[str, Any]] = field(default_factory=list)
     saw: str = ""
     verdict_after: str = ""
+    security_hub: list[dict[str, str]] = field(default_factory=list)
+    """Security Hub findings created or changed by this step: id, record state, compliance status."""
+    finding_events: list[dict[str, Any]] = field(default_factory=list)
+    """The EventBridge events (their detail) the routed queue received in this step."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -66,6 +72,8 @@ class Step:
             "alerts": [{"subject": a["subject"], "severity": a["severity"], "codes": a["codes"]} for a in self.alerts],
             "remediation": self.remediation,
             "verdict_after": self.verdict_after,
+            "security_hub": self.security_hub,
+            "finding_events": self.finding_events,
         }
 
 
@@ -97,9 +105,29 @@ class _Story:
         self.out = out
         self.steps: list[Step] = []
         self.regions = [HOME, REPLICA]
+        self.hub: dict[str, tuple[str, str]] = {}
 
     def environment(self) -> dict[str, str]:
-        return self.world.environment(self.regions, remediation="restore-statement", restore_key_state="true")
+        return self.world.environment(
+            self.regions,
+            remediation="restore-statement",
+            restore_key_state="true",
+            security_hub="true",
+            finding_events="true",
+        )
+
+    def hub_changes(self) -> list[dict[str, str]]:
+        now = {
+            i: (f["RecordState"], f.get("Compliance", {}).get("Status", ""))
+            for i, f in self.world.securityhub_findings().items()
+        }
+        changed = [
+            {"id": i, "record_state": state[0], "compliance": state[1]}
+            for i, state in sorted(now.items())
+            if self.hub.get(i) != state
+        ]
+        self.hub = now
+        return changed
 
     def redeploy(self, regions: list[str]) -> None:
         """`cdk deploy` with a new Regions list: new containers, new settings; the table keeps the state."""
@@ -137,6 +165,8 @@ class _Story:
         report = result.get("report") or {}
         step = Step(title, name, region, actor)
         step.alerts = self.world.delivered_alerts()
+        step.security_hub = self.hub_changes()
+        step.finding_events = [e["detail"] for e in self.world.delivered_finding_events()]
         step.remediation = [
             {k: v for k, v in o.items() if k in ("region", "status", "writes", "applied", "verified", "description")}
             for o in result.get("remediation", [])
@@ -166,6 +196,13 @@ class _Story:
         for outcome in step.remediation:
             verified = {True: ", verified", False: ", NOT verified", None: ""}[outcome["verified"]]
             self.say(f"  guard did:  [{outcome['region']}] {outcome['status']}{verified}: {outcome['description']}")
+        for finding in step.security_hub:
+            self.say(f"  Security Hub: {finding['id']} {finding['record_state']} (compliance {finding['compliance']})")
+        for detail in step.finding_events:
+            self.say(
+                f"  EventBridge event on the queue: change {detail['change']}, verdict {detail['verdict']} "
+                f"(was {detail['previous_verdict']}), codes {', '.join(detail['codes']) or 'none'}"
+            )
         self.say(f"  verdict after: {step.verdict_after.upper()}")
 
 
@@ -220,6 +257,8 @@ def run_demo(out: TextIO | None) -> dict[str, Any]:
             world = SimulatedAccount.create(policy=COMPLIANT_POLICY)
         except SimulationError as exc:
             raise DemoError(str(exc)) from None
+        world.enable_security_hub()
+        world.route_finding_events()
         story = _Story(world, out)
         with _environment(story.environment()):
             story.redeploy([HOME, REPLICA])
@@ -232,7 +271,8 @@ def _tell(story: _Story, world: SimulatedAccount) -> None:
     key = world.key_arn
     story.say(f"kms-guard demo: a simulated account with key {key}")
     story.say(f"  primary in {HOME}, replica in {REPLICA}; remediation restore-statement with restoreKeyState on;")
-    story.say("  alerts are read from an SQS queue subscribed to the alert topic, exactly as delivered.")
+    story.say("  alerts are read from an SQS queue subscribed to the alert topic, exactly as delivered;")
+    story.say("  Security Hub and EventBridge finding events are on (a rule routes kms-guard events to a queue).")
 
     story.run(
         "Baseline: the scheduled check finds everything compliant",

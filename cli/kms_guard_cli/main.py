@@ -7,6 +7,7 @@ Bad input never shows a traceback: one line on stderr that says what is wrong an
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import re
 import sys
@@ -15,10 +16,12 @@ from typing import Any, NoReturn, TextIO
 
 from kms_guard.core.arns import ArnError, KeyArn
 from kms_guard.core.compliance import PolicyAssessment, assess_policy
-from kms_guard.core.findings import Finding, KeyReport, Verdict, verdict_of
+from kms_guard.core.findings import Finding, KeyReport, RegionReport, Verdict, verdict_of
 from kms_guard.core.policy import MAX_POLICY_BYTES, PolicyError, parse_policy
 from kms_guard.core.repair import guard_statement, plan_repair
+from kms_guard.core.second_opinion import Opinion, agrees, dispute, guard_view, reference_policy
 from kms_guard.core.vendor import ACCOUNT_ID, ROCKSET, VendorProfile
+from kms_guard.guard import second_opinion_dicts
 from kms_guard.memory import CollectingNotifier
 from kms_guard.settings import Settings, SettingsError, build_settings
 from kms_guard.wiring import wire
@@ -122,23 +125,61 @@ def _emit_json(payload: dict[str, Any], out: TextIO) -> None:
 # --- commands --------------------------------------------------------------------------------------------------
 
 
+def _second_opinion_on_policy(text: str, profile: VendorProfile, key_arn: str | None) -> Opinion:
+    """CheckNoNewAccess with the user's AWS credentials, in the key's Region (or the configured one)."""
+    from botocore.session import get_session
+    from kms_guard.aws.access_analyzer import AccessAnalyzerReasoner
+    from kms_guard.aws.clients import ClientFactory
+
+    session = get_session()
+    region = key_arn.split(":")[3] if key_arn else session.get_config_variable("region")
+    if not region:
+        raise BadInput("--second-opinion needs a Region: give --key-arn, or set AWS_REGION")
+    opinion = AccessAnalyzerReasoner(ClientFactory(session)).check_no_new_access(
+        region, text, reference_policy(profile)
+    )
+    if opinion.result == "ERROR":
+        raise BadInput(f"--second-opinion: no answer from IAM Access Analyzer: {opinion.message}")
+    return opinion
+
+
+def _print_second_opinion(opinion: Opinion, agreed: bool | None, out: TextIO) -> None:
+    verdict = {True: "agrees", False: "DISAGREES", None: "no answer"}[agreed]
+    print(f"  second opinion (IAM Access Analyzer CheckNoNewAccess): {verdict}: {opinion.text()}", file=out)
+
+
 def cmd_check_policy(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     profile = _vendor(args)
-    assessment = _policy_assessment(_read_input(args.file), profile, _source(args.file), _key_arn(args))
-    verdict = verdict_of(assessment.findings)
+    text = _read_input(args.file)
+    key_arn = _key_arn(args)
+    assessment = _policy_assessment(text, profile, _source(args.file), key_arn)
+    findings = list(assessment.findings)
+    opinion: Opinion | None = None
+    if args.second_opinion:
+        opinion = _second_opinion_on_policy(text, profile, key_arn)
+        region = key_arn.split(":")[3] if key_arn else None
+        disputed = dispute(RegionReport(region or "", key_arn or "", None, tuple(findings), text), opinion, profile)
+        if disputed is not None:
+            findings.append(dataclasses.replace(disputed, region=region))
+    verdict = verdict_of(findings)
+    view = guard_view(RegionReport("", "", None, assessment.findings, text)) or "granted"
     if args.output == "json":
-        _emit_json(
-            {
-                "verdict": verdict,
-                "granted_actions": list(assessment.granted),
-                "missing_actions": list(assessment.missing),
-                "conditional_actions": list(assessment.conditional),
-                "findings": [f.to_dict() for f in assessment.findings],
-            },
-            out,
-        )
+        payload: dict[str, Any] = {
+            "verdict": verdict,
+            "granted_actions": list(assessment.granted),
+            "missing_actions": list(assessment.missing),
+            "conditional_actions": list(assessment.conditional),
+            "findings": [f.to_dict() for f in findings],
+        }
+        if opinion is not None:
+            payload["second_opinion"] = {**opinion.to_dict(), "agrees": agrees(view, opinion)}
+        _emit_json(payload, out)
     else:
         _print_policy_verdict(assessment, profile, out)
+        for finding in findings[len(assessment.findings) :]:
+            print(render_finding(finding), file=out)
+        if opinion is not None:
+            _print_second_opinion(opinion, agrees(view, opinion), out)
     return VERDICT_EXIT[verdict]
 
 
@@ -220,6 +261,9 @@ def _settings(args: argparse.Namespace) -> Settings:
             restore_key_state=getattr(args, "restore_key_state", False),
             dry_run=getattr(args, "dry_run", False),
             trusted_principals=getattr(args, "trusted_principals", None),
+            security_hub=getattr(args, "security_hub", False),
+            finding_events=getattr(args, "finding_events", False),
+            second_opinion=getattr(args, "second_opinion", False),
             names=CLI_NAMES,
         )
     except SettingsError as exc:
@@ -236,6 +280,9 @@ CLI_NAMES = {
     "dry_run": "--dry-run",
     "trusted_principals": "--trusted-principals",
     "vendor_account": "--vendor-account",
+    "security_hub": "--security-hub",
+    "finding_events": "--finding-events",
+    "second_opinion": "--second-opinion",
 }
 
 
@@ -250,12 +297,24 @@ def _print_report(report: KeyReport, vendor: VendorProfile, out: TextIO) -> None
 
 def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     settings = _settings(args)
-    report = wire(settings).guard.check()
+    result = wire(settings).guard.check_result()
+    report = result.report or KeyReport(settings.key_arn, ())
     if args.output == "json":
-        _emit_json(report.to_dict(), out)
+        payload = report.to_dict()
+        if result.opinions:
+            payload["second_opinion"] = second_opinion_dicts(report, result.opinions)
+        _emit_json(payload, out)
     else:
         _print_report(report, settings.vendor, out)
+        _print_opinions(report, result.opinions, out)
     return VERDICT_EXIT[report.verdict]
+
+
+def _print_opinions(report: KeyReport, opinions: dict[str, Opinion], out: TextIO) -> None:
+    for item in second_opinion_dicts(report, opinions):
+        verdict = {True: "agrees", False: "DISAGREES", None: "no answer"}[item["agrees"]]
+        opinion = opinions[item["region"]]
+        print(f"  second opinion [{item['region']}] (IAM Access Analyzer): {verdict}: {opinion.text()}", file=out)
 
 
 def cmd_handle_event(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -283,6 +342,7 @@ def cmd_handle_event(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         event_line = f"{result.event.name} in {result.event.region}" if result.event else "event"
         print(f"EVALUATED after {event_line}", file=out)
         _print_report(result.report, settings.vendor, out)
+        _print_opinions(result.found or result.report, result.opinions, out)
         for outcome in result.remediation:
             verified = {True: " (verified)", False: " (NOT verified)", None: ""}[outcome.verified]
             print(f"  remediation [{outcome.region}] {outcome.status}{verified}: {outcome.description}", file=out)
@@ -335,6 +395,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check_policy.add_argument("file", metavar="FILE", help="policy JSON file, or - for stdin")
     check_policy.add_argument("--key-arn", help="the key's ARN, to decide statements whose Resource names a key ARN")
+    check_policy.add_argument(
+        "--second-opinion",
+        action="store_true",
+        help="also ask IAM Access Analyzer (CheckNoNewAccess, one charged call; AWS credentials, the key's Region or "
+        "AWS_REGION); a disagreement is a VERDICT_DISPUTED warning",
+    )
     check_policy.set_defaults(func=cmd_check_policy)
 
     fix_policy = sub.add_parser(
@@ -369,6 +435,17 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--key-arn", required=True, help="the key's full ARN (arn:aws:kms:REGION:ACCOUNT:key/mrk-...)")
     live.add_argument(
         "--regions", help="comma-separated Rockset Regions, the key's own included (default: the key's Region)"
+    )
+    live.add_argument(
+        "--security-hub", action="store_true", help="import the findings into Security Hub (the key's home Region)"
+    )
+    live.add_argument(
+        "--finding-events", action="store_true", help="put a KMS Guard Finding event per change on the default bus"
+    )
+    live.add_argument(
+        "--second-opinion",
+        action="store_true",
+        help="confirm each Region's verdict with IAM Access Analyzer CheckNoNewAccess (charged per call)",
     )
 
     check = sub.add_parser(

@@ -85,6 +85,7 @@ class SimulatedAccount:
     latency: float = 0.0
     faults: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
     hard_faults: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
+    finding_events_queue_url: str | None = None
     _clients: dict[tuple[str, str], Any] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -190,6 +191,48 @@ class SimulatedAccount:
                     }
                 )
                 sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        return out
+
+    # --- findings outside SNS (opt-in features) -------------------------------------------------------------------
+
+    def enable_security_hub(self) -> None:
+        """Security Hub on in the home Region (moto imports findings either way; real AWS refuses them when off)."""
+        self.client("securityhub").enable_security_hub(EnableDefaultStandards=False)
+
+    def securityhub_findings(self) -> dict[str, dict[str, Any]]:
+        """The home Region's Security Hub findings by Id, as the security team's console lists them."""
+        hub = self.client("securityhub")
+        out: dict[str, dict[str, Any]] = {}
+        request: dict[str, Any] = {"MaxResults": 100}
+        while True:
+            page = hub.get_findings(**request)
+            out.update({f["Id"]: f for f in page["Findings"]})
+            if not page.get("NextToken"):
+                return out
+            request["NextToken"] = page["NextToken"]
+
+    def route_finding_events(self, queue: str = "finding-events") -> str:
+        """A rule on the home default bus sending every kms-guard event to an SQS queue (as a team's chat or ticket
+        integration would receive them); returns the queue URL."""
+        sqs, events = self.client("sqs"), self.client("events")
+        url = str(sqs.create_queue(QueueName=queue)["QueueUrl"])
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events.put_rule(Name=f"{queue}-rule", EventPattern=json.dumps({"source": ["kms-guard"]}), State="ENABLED")
+        events.put_targets(Rule=f"{queue}-rule", Targets=[{"Id": "queue", "Arn": arn}])
+        self.finding_events_queue_url = url
+        return url
+
+    def delivered_finding_events(self) -> list[dict[str, Any]]:
+        """The EventBridge events the queue of `route_finding_events` received (whole events: source, detail...)."""
+        sqs = self.client("sqs")
+        out: list[dict[str, Any]] = []
+        url = self.finding_events_queue_url
+        if url is None:
+            raise SimulationError("route_finding_events() first")
+        while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+            for message in messages:
+                out.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
         return out
 
     # --- events ----------------------------------------------------------------------------------------------------

@@ -10,23 +10,31 @@ Order of work, chosen so that nothing is lost when a call fails half-way, and so
 2. evaluate; record compliant policies as `revert` baselines;
 3. repair where allowed (remediation rules of design.md), verify by reading back;
 4. publish alerts for any change of findings (or a reminder), then record what was reported (only when it changed).
+Opt-in (design.md, "Findings outside SNS"): after the read, a second opinion per Region from a policy reasoner (a
+disagreement is VERDICT_DISPUTED and holds that Region's repairs; a policy about to be written must pass it too);
+with the alerts, the change is handed to finding sinks (Security Hub, EventBridge), which never fail an evaluation.
 Any exception releases the claim and propagates: Lambda retries, then the dead-letter queue keeps the event.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from kms_guard.core.alerts import Alert, Reported, decide_alerts, fingerprint, region_fingerprint, render_alert
+from kms_guard.core.arns import KeyArn
+from kms_guard.core.asff import remember_first_seen
 from kms_guard.core.compliance import RegionObservation, assess_key, assess_region
 from kms_guard.core.events import Ignored, KeyEvent, parse_event, scheduled_event
 from kms_guard.core.findings import Code, KeyReport, RegionReport
 from kms_guard.core.remediation import Outcome, RegionPlan, plan_region
+from kms_guard.core.second_opinion import Opinion, agrees, dispute, guard_view, reference_policy
+from kms_guard.core.vendor import VendorProfile
 from kms_guard.settings import Settings
 
 OWN_USER_AGENT = "kms-guard/"
@@ -96,6 +104,34 @@ class Identity(Protocol):
     def own_principals(self) -> frozenset[str]: ...
 
 
+@dataclass(frozen=True)
+class FindingUpdate:
+    """One evaluation's findings for a finding sink: what was last reported (the state's copies, with `first_seen`),
+    the key as found and after any repair. Each sink derives what changed (kms_guard.core.asff, .finding_events)."""
+
+    key: KeyArn
+    vendor: VendorProfile
+    previous: tuple[dict[str, Any], ...]
+    previous_fingerprint: str
+    found: KeyReport
+    final: KeyReport
+    now: float
+
+
+class FindingSink(Protocol):
+    """Somewhere else findings go (Security Hub, EventBridge). Never raises: a sink that cannot deliver logs one
+    warning, and the evaluation (alerts, state) goes on."""
+
+    def publish(self, update: FindingUpdate) -> None: ...
+
+
+class PolicyReasoner(Protocol):
+    """A second, independent judge (IAM Access Analyzer CheckNoNewAccess): does `existing_policy` already grant all
+    that `new_policy` grants? Never raises: an answer that could not be had is an ERROR opinion."""
+
+    def check_no_new_access(self, region: str, existing_policy: str, new_policy: str) -> Opinion: ...
+
+
 class NoIdentity:
     """The guard's identity unknown: its own writes are still recognised by their user agent."""
 
@@ -114,6 +150,8 @@ class Result:
     remediation: list[Outcome] = field(default_factory=list)
     found: KeyReport | None = None
     """The key as first read, before any repair."""
+    opinions: dict[str, Opinion] = field(default_factory=dict)
+    """Region -> the second opinion on the key as found (opt-in; empty when off)."""
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"decision": self.decision}
@@ -126,7 +164,19 @@ class Result:
             out["found_codes"] = sorted({f.code.value for f in self.found.findings})
         out["alerts"] = [a.summary() for a in self.alerts]
         out["remediation"] = [o.to_dict() for o in self.remediation]
+        if self.opinions:
+            out["second_opinion"] = second_opinion_dicts(self.found or self.report, self.opinions)
         return out
+
+
+def second_opinion_dicts(report: KeyReport | None, opinions: Mapping[str, Opinion]) -> list[dict[str, Any]]:
+    """The second opinion per Region, for JSON output: AWS's answer and whether it agrees with the guard's."""
+    out = []
+    for region, opinion in opinions.items():
+        region_report = report.region(region) if report else None
+        view = guard_view(region_report) if region_report else None
+        out.append({"region": region, **opinion.to_dict(), "agrees": agrees(view, opinion) if view else None})
+    return out
 
 
 class Guard:
@@ -139,6 +189,8 @@ class Guard:
         notifier: Notifier,
         *,
         identity: Identity | None = None,
+        sinks: Sequence[FindingSink] = (),
+        reasoner: PolicyReasoner | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         verify_attempts: int = VERIFY_ATTEMPTS,
@@ -149,6 +201,8 @@ class Guard:
         self._state = state
         self._notifier = notifier
         self._identity = identity or NoIdentity()
+        self._sinks = tuple(sinks)
+        self._reasoner = reasoner
         self._clock = clock
         self._sleep = sleep
         self._verify_attempts = verify_attempts
@@ -182,7 +236,14 @@ class Guard:
 
     def check(self) -> KeyReport:
         """Read-only evaluation of the live key (no state, alerts or writes)."""
-        return self._read()
+        return self.check_result().report or KeyReport(self.settings.key_arn, ())
+
+    def check_result(self) -> Result:
+        """`check`, with the second opinion per Region; finding sinks, if any, receive the findings as new (there is
+        no state to say what was reported before, so nothing is resolved)."""
+        report, opinions = self._review(self._read())
+        self._publish_findings(KeyRecord(), report, report, self._clock())
+        return Result("evaluated", None, None, report, found=report, opinions=opinions)
 
     # --- the flow -----------------------------------------------------------------------------------------------
 
@@ -195,7 +256,7 @@ class Guard:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="key-read") as pool:
                 return self._evaluate(event, pool.submit(self._read))
         record = self._state.load()
-        report = reading.result()
+        report, opinions = self._review(reading.result())
         now = self._clock()
         for region_report in report.regions:
             policy = region_report.policy
@@ -206,10 +267,55 @@ class Guard:
         alerts = self._alerts(report, final, record, event, outcomes, now)
         for alert in alerts:
             self._notifier.publish(alert)
+        self._publish_findings(record, report, final, now)
         final_fp = fingerprint(final.findings)
         if alerts or final_fp != (record.fingerprint or "compliant"):
-            self._state.save_report(final_fp, [f.to_dict() for f in final.findings], now if alerts else None)
-        return Result("evaluated", None, event, final, alerts, outcomes, found=report)
+            reported = remember_first_seen(final.findings, record.findings, now)
+            self._state.save_report(final_fp, reported, now if alerts else None)
+        return Result("evaluated", None, event, final, alerts, outcomes, found=report, opinions=opinions)
+
+    # --- opt-in: second opinion and finding sinks ---------------------------------------------------------------
+
+    def _review(self, report: KeyReport) -> tuple[KeyReport, dict[str, Opinion]]:
+        """Ask the reasoner once per Region whose policy was read (concurrently); add VERDICT_DISPUTED where it
+        disagrees with the guard."""
+        reasoner = self._reasoner
+        asked = [r for r in report.regions if r.policy is not None]
+        if reasoner is None or not asked:
+            return report, {}
+        reference = reference_policy(self.settings.vendor)
+
+        def ask(region_report: RegionReport) -> Opinion:
+            return reasoner.check_no_new_access(region_report.region, region_report.policy or "", reference)
+
+        if len(asked) == 1:
+            answers = [ask(asked[0])]
+        else:
+            with ThreadPoolExecutor(max_workers=len(asked), thread_name_prefix="second-opinion") as pool:
+                answers = list(pool.map(ask, asked))
+        opinions = {r.region: a for r, a in zip(asked, answers, strict=True)}
+        regions = []
+        for region_report in report.regions:
+            opinion = opinions.get(region_report.region)
+            disputed = dispute(region_report, opinion, self.settings.vendor) if opinion else None
+            findings = region_report.findings if disputed is None else (*region_report.findings, disputed)
+            regions.append(dataclasses.replace(region_report, findings=findings))
+        return KeyReport(report.key_arn, tuple(regions)), opinions
+
+    def _publish_findings(self, record: KeyRecord, found: KeyReport, final: KeyReport, now: float) -> None:
+        if not self._sinks:
+            return
+        update = FindingUpdate(
+            self.settings.key,
+            self.settings.vendor,
+            tuple(record.findings),
+            record.fingerprint or "compliant",
+            found,
+            final,
+            now,
+        )
+        for sink in self._sinks:
+            sink.publish(update)
 
     # --- remediation --------------------------------------------------------------------------------------------
 
@@ -252,6 +358,17 @@ class Guard:
             if plan is None:
                 regions.append(region_report)
                 continue
+            if any(f.code == Code.VERDICT_DISPUTED for f in region_report.findings):
+                outcomes.append(
+                    Outcome(
+                        region,
+                        "skipped",
+                        "repairs held: the second opinion (IAM Access Analyzer) disagrees with the guard's verdict "
+                        "here; alert only until they agree.",
+                    )
+                )
+                regions.append(region_report)
+                continue
             if exemption.value is not None:
                 self._state.set_hold(region, region_fp)
                 outcomes.append(
@@ -276,6 +393,7 @@ class Guard:
 
     def _execute(self, plan: RegionPlan, before: RegionReport) -> tuple[Outcome, RegionReport]:
         settings, region = self.settings, plan.region
+        plan = self._confirm_planned_policy(plan)
         write_names: list[str] = [w.kind for w in plan.writes]
         if not plan.writes:
             return Outcome(region, "refused", plan.refused or "nothing the guard may safely change"), before
@@ -315,6 +433,23 @@ class Guard:
         outcome = Outcome(region, "applied", description, done, verified)
         self._log(region, now, plan, outcome)
         return outcome, after
+
+    def _confirm_planned_policy(self, plan: RegionPlan) -> RegionPlan:
+        """With the second opinion on, a policy is written only if the reasoner confirms it grants the vendor (PASS);
+        otherwise the policy write is dropped from the plan, saying why (key state writes stay)."""
+        planned = next((w.policy for w in plan.writes if w.kind == "put-key-policy" and w.policy), None)
+        if self._reasoner is None or planned is None:
+            return plan
+        opinion = self._reasoner.check_no_new_access(plan.region, planned, reference_policy(self.settings.vendor))
+        if opinion.result == "PASS":
+            return plan
+        why = (
+            f"the second opinion (IAM Access Analyzer) does not confirm that the planned policy grants "
+            f"{self.settings.vendor.name} ({opinion.text()}), so it is not written"
+        )
+        writes = tuple(w for w in plan.writes if w.kind != "put-key-policy")
+        refused = f"{plan.refused}; {why}" if plan.refused else why
+        return dataclasses.replace(plan, writes=writes, refused=refused)
 
     def _verify(self, plan: RegionPlan, before: RegionReport) -> tuple[RegionReport, bool]:
         """Read back until the targeted findings are gone (KMS is eventually consistent), or give up."""

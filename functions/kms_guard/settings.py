@@ -2,8 +2,10 @@
 
 Environment variables (stable, design.md "Lambda settings"): KMS_GUARD_KEY_ARN, KMS_GUARD_REGIONS, KMS_GUARD_TOPIC_ARN,
 KMS_GUARD_STATE_TABLE, KMS_GUARD_REMEDIATION (off | restore-statement | revert), KMS_GUARD_RESTORE_KEY_STATE,
-KMS_GUARD_DRY_RUN, KMS_GUARD_TRUSTED_PRINCIPALS, KMS_GUARD_VENDOR_ACCOUNT. A bad value raises `SettingsError` naming
-the variable, so a misconfigured function fails its cold start loudly instead of guarding nothing.
+KMS_GUARD_DRY_RUN, KMS_GUARD_TRUSTED_PRINCIPALS, KMS_GUARD_VENDOR_ACCOUNT; the opt-in features KMS_GUARD_SECURITY_HUB,
+KMS_GUARD_FINDING_EVENTS, KMS_GUARD_SECOND_OPINION (`true`/`false`, off when absent). A bad value raises
+`SettingsError` naming the variable, so a misconfigured function fails its cold start loudly instead of guarding
+nothing.
 """
 
 from __future__ import annotations
@@ -46,6 +48,12 @@ class Settings:
     trusted_principals: tuple[str, ...] = ()
     max_writes_per_hour: int = MAX_WRITES_PER_HOUR
     reminder_seconds: int = REMINDER_SECONDS
+    security_hub: bool = False
+    """Opt-in: findings to Security Hub (BatchImportFindings, home Region)."""
+    finding_events: bool = False
+    """Opt-in: one EventBridge event per change of findings (home Region default bus)."""
+    second_opinion: bool = False
+    """Opt-in: IAM Access Analyzer CheckNoNewAccess confirms the verdict and every policy written."""
 
     @property
     def key_arn(self) -> str:
@@ -70,6 +78,9 @@ def build_settings(
     dry_run: bool | str = False,
     trusted_principals: str | list[str] | tuple[str, ...] | None = None,
     vendor_account: str | None = None,
+    security_hub: bool | str = False,
+    finding_events: bool | str = False,
+    second_opinion: bool | str = False,
     names: Mapping[str, str] | None = None,
 ) -> Settings:
     """Validate raw values. `names` maps each field to how the user spelled it (env var or CLI flag) for errors."""
@@ -115,6 +126,9 @@ def build_settings(
         restore_key_state=_bool(restore_key_state, name("restore_key_state")),
         dry_run=_bool(dry_run, name("dry_run")),
         trusted_principals=trusted,
+        security_hub=_bool(security_hub, name("security_hub")),
+        finding_events=_bool(finding_events, name("finding_events")),
+        second_opinion=_bool(second_opinion, name("second_opinion")),
     )
 
 
@@ -128,6 +142,9 @@ ENV_NAMES = {
     "dry_run": "KMS_GUARD_DRY_RUN",
     "trusted_principals": "KMS_GUARD_TRUSTED_PRINCIPALS",
     "vendor_account": "KMS_GUARD_VENDOR_ACCOUNT",
+    "security_hub": "KMS_GUARD_SECURITY_HUB",
+    "finding_events": "KMS_GUARD_FINDING_EVENTS",
+    "second_opinion": "KMS_GUARD_SECOND_OPINION",
 }
 
 
@@ -146,6 +163,9 @@ def settings_from_env(environ: Mapping[str, str]) -> Settings:
         dry_run=environ.get(ENV_NAMES["dry_run"], "false"),
         trusted_principals=environ.get(ENV_NAMES["trusted_principals"]),
         vendor_account=environ.get(ENV_NAMES["vendor_account"]) or None,
+        security_hub=environ.get(ENV_NAMES["security_hub"], "false"),
+        finding_events=environ.get(ENV_NAMES["finding_events"], "false"),
+        second_opinion=environ.get(ENV_NAMES["second_opinion"], "false"),
         names=ENV_NAMES,
     )
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from kms_guard.aws.access_analyzer import AccessAnalyzerReasoner
 from kms_guard.aws.clients import ClientFactory
+from kms_guard.aws.finding_events import EventBridgeSink
 from kms_guard.aws.identity import StsIdentity
 from kms_guard.aws.kms import KmsGateway
 from kms_guard.aws.notify import SnsNotifier
+from kms_guard.aws.securityhub import SecurityHubSink
 from kms_guard.aws.state import DynamoState
-from kms_guard.guard import Guard, Notifier, StateStore
+from kms_guard.guard import FindingSink, Guard, Notifier, StateStore
 from kms_guard.memory import CollectingNotifier, MemoryState
 from kms_guard.settings import Settings
 
@@ -31,5 +34,21 @@ def wire(settings: Settings, clients: ClientFactory | None = None, **guard_optio
     )
     notifier: Notifier = SnsNotifier(clients, settings.topic_arn) if settings.topic_arn else CollectingNotifier()
     kms = KmsGateway(clients)
-    guard = Guard(settings, kms, kms, state, notifier, identity=StsIdentity(clients, home), **guard_options)
+    sinks: list[FindingSink] = []  # the opt-in features: nothing is built (or called) unless switched on
+    if settings.security_hub:
+        sinks.append(SecurityHubSink(clients, settings.key))
+    if settings.finding_events:
+        sinks.append(EventBridgeSink(clients, settings.key))
+    reasoner = AccessAnalyzerReasoner(clients) if settings.second_opinion else None
+    guard = Guard(
+        settings,
+        kms,
+        kms,
+        state,
+        notifier,
+        identity=StsIdentity(clients, home),
+        sinks=sinks,
+        reasoner=reasoner,
+        **guard_options,
+    )
     return Wired(guard, notifier, state)

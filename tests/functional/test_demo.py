@@ -44,6 +44,27 @@ def test_demo_runs_the_whole_story_in_a_fresh_process() -> None:
     assert steps[4]["remediation"][0]["writes"] == ["cancel-key-deletion", "enable-key"]
     assert steps[6]["remediation"][0]["status"] == "suspended"
     assert steps[7]["alerts"] == []
+    # Security Hub: the finding appears while remediation is suspended and resolves with the final check.
+    key_id = summary["key_arn"].rsplit("/", 1)[-1]
+    finding = f"kms-guard/{key_id}/us-east-1/ACTION_NOT_GRANTED"
+    assert steps[6]["security_hub"] == [{"id": finding, "record_state": "ACTIVE", "compliance": "FAILED"}]
+    assert steps[7]["security_hub"] == []
+    assert steps[8]["security_hub"] == [{"id": finding, "record_state": "ARCHIVED", "compliance": "PASSED"}]
+    # EventBridge: one event per change reaches the routed queue; none when nothing changed.
+    assert [e["change"] for e in steps[1]["finding_events"]] == ["problem", "resolved"]
+    assert steps[0]["finding_events"] == steps[7]["finding_events"] == []
+    assert steps[6]["finding_events"] == [
+        {
+            "key_arn": summary["key_arn"],
+            "vendor": "Rockset",
+            "regions": ["us-east-1"],
+            "verdict": "non-compliant",
+            "previous_verdict": "compliant",
+            "codes": ["ACTION_NOT_GRANTED"],
+            "change": "problem",
+        }
+    ]
+    assert [e["change"] for e in steps[8]["finding_events"]] == ["resolved"]
 
 
 def test_demo_text_is_a_readable_timeline(capsys: pytest.CaptureFixture[str]) -> None:
@@ -56,6 +77,8 @@ def test_demo_text_is_a_readable_timeline(capsys: pytest.CaptureFixture[str]) ->
     assert "alert delivered to the security team: [CRITICAL]" in text
     assert "    | WHAT THE GUARD DID" in text  # alert bodies in full
     assert "guard did:  [us-east-1] applied, verified" in text
+    assert "ACTION_NOT_GRANTED ACTIVE (compliance FAILED)" in text
+    assert "EventBridge event on the queue: change problem, verdict non-compliant (was compliant)" in text
 
 
 def test_demo_fails_loudly_when_a_step_does_not_go_as_the_story_says(monkeypatch: pytest.MonkeyPatch) -> None:

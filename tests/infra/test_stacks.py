@@ -168,7 +168,14 @@ def test_lambda_environment_is_named_once_by_the_settings_and_accepted_by_them()
 
     trusted = "arn:aws:iam::111122223333:role/platform-automation"
     built = build(
-        remediation="revert", restoreKeyState=True, dryRun=True, trustedPrincipals=trusted, vendorAccount="123456789012"
+        remediation="revert",
+        restoreKeyState=True,
+        dryRun=True,
+        trustedPrincipals=trusted,
+        vendorAccount="123456789012",
+        securityHub=True,
+        findingEvents=True,
+        secondOpinion=True,
     )
     home = built["home"]
     [topic_id] = resources(home, "AWS::SNS::Topic")
@@ -193,6 +200,7 @@ def test_lambda_environment_is_named_once_by_the_settings_and_accepted_by_them()
         assert settings.dry_run
         assert settings.trusted_principals == (trusted,)
         assert settings.vendor.account == "123456789012"
+        assert (settings.security_hub, settings.finding_events, settings.second_opinion) == (True, True, True)
 
 
 def test_async_invocations_retry_then_dead_letter(off: Built) -> None:

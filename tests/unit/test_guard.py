@@ -16,8 +16,9 @@ from kms_guard.core.alerts import Alert, AlertKind, Reported, decide_alerts
 from kms_guard.core.compliance import RegionObservation, assess_key
 from kms_guard.core.findings import KeyReport
 from kms_guard.core.remediation import Outcome
+from kms_guard.core.second_opinion import Opinion, Reason
 from kms_guard.core.vendor import ROCKSET
-from kms_guard.guard import Guard, Result, WriteFailed
+from kms_guard.guard import FindingUpdate, Guard, Result, WriteFailed
 from kms_guard.memory import CollectingNotifier, MemoryState
 from kms_guard.settings import build_settings
 
@@ -145,7 +146,7 @@ class World:
         return [a.kind for a in self.notifier.alerts]
 
 
-def world(**settings: Any) -> World:
+def world(*, reasoner: Any = None, sinks: Any = (), **settings: Any) -> World:
     keys, state, notifier, identity, clock = FakeKeys(), MemoryState(), CollectingNotifier(), FixedIdentity(), Clock()
     sleeps: list[float] = []
     options: dict[str, Any] = {"key_arn": KEY_ARN, "regions": [HOME, REPLICA], **settings}
@@ -156,6 +157,8 @@ def world(**settings: Any) -> World:
         state,
         notifier,
         identity=identity,
+        sinks=sinks,
+        reasoner=reasoner,
         clock=clock,
         sleep=sleeps.append,
         verify_attempts=4,
@@ -580,3 +583,201 @@ def test_a_reminder_reaches_the_notifier_after_an_hour() -> None:
     w.clock.now += 1800
     w.guard.scheduled_check({"id": "c"})
     assert w.kinds() == ["problem", "reminder"]
+
+
+# --- opt-in: the second opinion and the finding sinks ----------------------------------------------------------
+
+
+@dataclass
+class FakeReasoner:
+    """IAM Access Analyzer at the API boundary: a scripted answer per existing-policy text (default PASS), every
+    question recorded. Implements PolicyReasoner."""
+
+    answers: dict[str, Opinion] = field(default_factory=dict)
+    default: Opinion = field(default_factory=lambda: Opinion("PASS", "no new access"))
+    calls: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def check_no_new_access(self, region: str, existing_policy: str, new_policy: str) -> Opinion:
+        self.calls.append((region, existing_policy, new_policy))
+        return self.answers.get(existing_policy, self.default)
+
+
+FAIL_DECRYPT = Opinion(
+    "FAIL",
+    "The new policy grants access that the existing policy does not.",
+    (Reason("kms:Decrypt for arn:aws:iam::318212636800:root", 0, "KmsGuardRocksetAccess"),),
+)
+
+
+@dataclass
+class RecordingSink:
+    updates: list[FindingUpdate] = field(default_factory=list)
+
+    def publish(self, update: FindingUpdate) -> None:
+        self.updates.append(update)
+
+
+def codes_in(report: Any, region: str) -> set[str]:
+    return {f.code.value for f in report.region(region).findings}
+
+
+def test_an_agreeing_second_opinion_adds_nothing_and_is_asked_once_per_region() -> None:
+    reasoner = FakeReasoner()
+    w = world(reasoner=reasoner)
+    result = w.guard.scheduled_check({"id": "a"})
+    assert result.report is not None
+    assert result.report.verdict == "compliant"
+    assert sorted(c[0] for c in reasoner.calls) == sorted([HOME, REPLICA])
+    assert all(json.loads(new)["Statement"][0]["Sid"] == ROCKSET.statement_sid for _, _, new in reasoner.calls)
+    assert {region for region, _, _ in reasoner.calls} == set(result.opinions)
+    assert result.to_dict()["second_opinion"][0]["agrees"] is True
+
+
+def test_without_the_second_opinion_nothing_is_asked_and_nothing_is_added() -> None:
+    w = world()
+    w.keys.regions[REPLICA].policy = NO_DECRYPT
+    result = w.guard.scheduled_check({"id": "a"})
+    assert "VERDICT_DISPUTED" not in codes_in(result.report, REPLICA)
+    assert "second_opinion" not in result.to_dict()
+
+
+def test_aws_says_granted_where_the_guard_says_not_disputed_and_repairs_held() -> None:
+    reasoner = FakeReasoner()  # PASS for everything: AWS thinks the vendor is granted
+    w = world(reasoner=reasoner, remediation="restore-statement")
+    w.keys.regions[REPLICA].policy = NO_DECRYPT
+    result = w.guard.handle(policy_event())
+    assert codes_in(result.report, REPLICA) == {"ACTION_NOT_GRANTED", "VERDICT_DISPUTED"}
+    outcome = outcome_of(result)
+    assert outcome.status == "skipped"
+    assert "repairs held" in outcome.description
+    assert w.keys.writes == []
+    assert len(reasoner.calls) == 2  # no planned-policy check: nothing was planned to be written
+    [alert] = w.alerts
+    assert "VERDICT_DISPUTED" in alert.codes
+    assert "The guard says Rockset is not granted (ACTION_NOT_GRANTED)" in alert.body
+    assert "IAM Access Analyzer CheckNoNewAccess says the vendor's statement grants nothing new: PASS" in alert.body
+
+
+def test_aws_says_not_granted_where_the_guard_says_granted_is_disputed_with_awss_reasons() -> None:
+    reasoner = FakeReasoner(answers={GOOD: FAIL_DECRYPT})
+    w = world(reasoner=reasoner)
+    result = w.guard.scheduled_check({"id": "a"})
+    assert codes_in(result.report, HOME) == {"VERDICT_DISPUTED"}
+    assert result.report is not None
+    home = result.report.region(HOME)
+    assert home is not None
+    [disputed] = home.findings
+    assert disputed.severity == "warning"
+    assert "kms:Decrypt for arn:aws:iam::318212636800:root (statement KmsGuardRocksetAccess)" in disputed.message
+    assert result.to_dict()["second_opinion"][0]["agrees"] is False
+    assert [a.kind for a in w.alerts] == ["problem"]
+
+
+def test_unproven_by_the_guard_and_failed_by_aws_agree() -> None:
+    conditional = policy_text(
+        admin_statement(),
+        {**rockset_statement(), "Condition": {"IpAddress": {"aws:SourceIp": "203.0.113.0/24"}}},
+    )
+    reasoner = FakeReasoner(answers={conditional: FAIL_DECRYPT})
+    w = world(reasoner=reasoner)
+    w.keys.regions[REPLICA].policy = conditional
+    result = w.guard.scheduled_check({"id": "a"})
+    assert codes_in(result.report, REPLICA) == {"GRANT_CONDITIONAL"}
+
+
+def test_a_planned_policy_is_written_only_when_the_second_opinion_passes_it() -> None:
+    reasoner = FakeReasoner(answers={NO_DECRYPT: FAIL_DECRYPT})  # agrees with the guard; PASS for anything else
+    w = world(reasoner=reasoner, remediation="restore-statement")
+    settle(w)
+    reasoner.calls.clear()
+    w.keys.regions[REPLICA].policy = NO_DECRYPT
+    result = w.guard.handle(policy_event())
+    assert outcome_of(result).status == "applied"
+    [(kind, region, written)] = w.keys.writes
+    assert (kind, region) == ("put-key-policy", REPLICA)
+    # One question per Region about the key as found, one about the policy to write; the read-back asks nothing.
+    assert [c[1] for c in reasoner.calls].count(NO_DECRYPT) == 1
+    assert reasoner.calls[-1][:2] == (REPLICA, written)
+    assert len(reasoner.calls) == 3
+
+
+def test_a_planned_policy_the_second_opinion_fails_is_refused_with_its_reason() -> None:
+    reasoner = FakeReasoner(default=FAIL_DECRYPT, answers={GOOD: Opinion("PASS")})
+    w = world(reasoner=reasoner, remediation="restore-statement")
+    w.keys.regions[REPLICA].policy = NO_DECRYPT
+    result = w.guard.handle(policy_event())
+    outcome = outcome_of(result)
+    assert outcome.status == "refused"
+    assert "does not confirm that the planned policy grants Rockset" in outcome.description
+    assert "KmsGuardRocksetAccess" in outcome.description
+    assert w.keys.writes == []
+
+
+def test_a_refused_policy_write_keeps_the_key_state_repair() -> None:
+    reasoner = FakeReasoner(default=FAIL_DECRYPT, answers={GOOD: Opinion("PASS")})
+    w = world(reasoner=reasoner, remediation="restore-statement", restore_key_state=True)
+    w.keys.regions[REPLICA].policy = NO_DECRYPT
+    w.keys.regions[REPLICA].state = "Disabled"
+    result = w.guard.handle(policy_event())
+    outcome = outcome_of(result)
+    assert outcome.status == "applied"
+    assert [kind for kind, _, _ in w.keys.writes] == ["enable-key"]
+    assert "not repaired" in outcome.description
+
+
+def test_an_unavailable_second_opinion_disputes_nothing_but_blocks_policy_writes() -> None:
+    reasoner = FakeReasoner(default=Opinion("ERROR", "AccessDeniedException: not authorized"))
+    w = world(reasoner=reasoner, remediation="restore-statement")
+    w.keys.regions[REPLICA].policy = NO_DECRYPT
+    result = w.guard.handle(policy_event())
+    assert codes_in(result.report, REPLICA) == {"ACTION_NOT_GRANTED"}
+    assert outcome_of(result).status == "refused"
+    assert "AccessDeniedException" in outcome_of(result).description
+    assert w.keys.writes == []
+    assert result.to_dict()["second_opinion"][0]["agrees"] is None
+
+
+def test_an_unreadable_region_is_not_asked() -> None:
+    reasoner = FakeReasoner()
+    w = world(reasoner=reasoner)
+    w.keys.regions[REPLICA].error = "AccessDeniedException: no"
+    w.guard.scheduled_check({"id": "a"})
+    assert [c[0] for c in reasoner.calls] == [HOME]
+
+
+def test_finding_sinks_get_what_was_reported_what_was_found_and_the_result() -> None:
+    sink = RecordingSink()
+    w = world(sinks=[sink], remediation="restore-statement")
+    settle(w)
+    w.keys.regions[REPLICA].policy = NO_DECRYPT
+    w.guard.handle(policy_event())
+    first, second = sink.updates
+    assert first.found.verdict == "compliant"
+    assert second.previous == ()
+    assert second.previous_fingerprint == "compliant"
+    assert codes_in(second.found, REPLICA) == {"ACTION_NOT_GRANTED"}
+    assert second.final.verdict == "compliant"
+    assert str(second.key) == KEY_ARN
+
+
+def test_reported_findings_remember_when_they_were_first_seen() -> None:
+    w = world()
+    w.keys.regions[REPLICA].policy = NO_DECRYPT
+    w.guard.scheduled_check({"id": "a"})
+    first_seen = w.clock.now
+    w.clock.now += 600
+    w.keys.regions[HOME].state = "Disabled"  # a second problem: the report changes and is saved again
+    w.guard.scheduled_check({"id": "b"})
+    seen = {(f["region"], f["code"]): f["first_seen"] for f in w.state.record.findings}
+    assert seen == {(REPLICA, "ACTION_NOT_GRANTED"): first_seen, (HOME, "KEY_DISABLED"): first_seen + 600}
+
+
+def test_check_hands_the_findings_to_the_sinks_as_new() -> None:
+    sink = RecordingSink()
+    w = world(sinks=[sink])
+    w.keys.regions[REPLICA].policy = NO_DECRYPT
+    report = w.guard.check()
+    [update] = sink.updates
+    assert update.previous == ()
+    assert update.final == report
+    assert w.state.record.fingerprint is None  # check keeps no state

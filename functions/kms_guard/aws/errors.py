@@ -10,6 +10,8 @@ from typing import Any
 
 CONDITIONAL_CHECK_FAILED = "ConditionalCheckFailedException"
 NOT_FOUND = "NotFoundException"
+INVALID_ACCESS = "InvalidAccessException"
+"""Security Hub's answer when it is not enabled in the account and Region ("not subscribed to AWS Security Hub")."""
 
 
 def _error(exc: BaseException) -> dict[str, Any] | None:

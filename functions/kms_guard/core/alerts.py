@@ -41,6 +41,7 @@ SUBJECT_PHRASE: dict[Code, str] = {
     Code.GRANT_CONDITIONAL: "access not provable",
     Code.POLICY_UNREADABLE: "policy unreadable",
     Code.PUBLIC_PRINCIPAL: "public key policy",
+    Code.VERDICT_DISPUTED: "verdict disputed by Access Analyzer",
 }
 
 IMPACT: dict[Code, str] = {
@@ -62,6 +63,8 @@ IMPACT: dict[Code, str] = {
     Code.POLICY_UNREADABLE: "The guard cannot see this key: it cannot tell whether {vendor} still has access.",
     Code.PUBLIC_PRINCIPAL: "Not a problem for {vendor}, but anyone may use this key for the actions the statement "
     "lists.",
+    Code.VERDICT_DISPUTED: "The guard and IAM Access Analyzer disagree about {vendor}'s access: one of them is wrong. "
+    "The guard makes no repair in this Region until they agree.",
 }
 
 
@@ -173,6 +176,8 @@ def fix_commands(finding: Finding, key_arn: str, home_region: str) -> list[str]:
             f"{get_policy}  # as a key administrator: does the policy let the guard's role read it?",
             "kms-guard statement --guard-role-arn <guard role ARN>  # the statements the guard needs",
         ]
+    if code == Code.VERDICT_DISPUTED:
+        return [f"{get_policy} > policy.json", "kms-guard check-policy policy.json --second-opinion  # both answers"]
     if code == Code.KEY_UNUSABLE:
         return [f"aws kms describe-key --region {region} --key-id {arn}  # see the key state and act on it"]
     return []
