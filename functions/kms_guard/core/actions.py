@@ -57,6 +57,16 @@ def matches(pattern: str, action: str) -> bool:
 
 
 @functools.lru_cache(maxsize=4096)
+def covers(pattern: str, wanted: frozenset[str]) -> frozenset[str]:
+    """The actions of `wanted` (catalogue spelling) a pattern matches: what the evaluator needs, cheaper than
+    expanding the pattern over the whole catalogue."""
+    if not pattern.isascii():
+        return frozenset()
+    glob = compile_glob(ascii_lower(pattern))
+    return frozenset(name for name in wanted if glob_match(glob, ascii_lower(name)))
+
+
+@functools.lru_cache(maxsize=4096)
 def expand(pattern: str) -> frozenset[str]:
     """The catalogue actions a pattern matches (empty for another service's actions or a non-ASCII pattern)."""
     if not pattern.isascii():

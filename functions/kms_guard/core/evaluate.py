@@ -172,7 +172,7 @@ def _covered(statement: Statement, wanted: frozenset[str]) -> frozenset[str]:
     """The wanted concrete actions this statement's Action (or NotAction) covers."""
     named: set[str] = set()
     for pattern in statement.actions:
-        named |= catalogue.expand(pattern)
+        named |= catalogue.covers(pattern, wanted)
         if named >= wanted:
             break
     return wanted - named if statement.action_negated else wanted & named
@@ -297,10 +297,20 @@ def _key_arn_offline(pattern: str) -> Tri:
         return Tri.TRUE
     if len(pattern.replace("*", "")) > _KEY_ARN_MAX:
         return Tri.FALSE
+    last = pattern.rsplit("*", 1)[-1]
+    if ":" in last and not _fits_key_tail(last[last.rindex(":") + 1 :]):
+        return Tri.FALSE  # cheap test first: after its last ':' a key ARN has only `key/<id>`
     _, every = intersects_prefix(pattern, "arn:", rest_may_be_empty=False)
     if every:
         return Tri.TRUE
     return Tri.UNKNOWN if intersects_template(pattern, _KEY_ARN_SHAPE) else Tri.FALSE
+
+
+def _fits_key_tail(tail: str) -> bool:
+    """Whether the pattern's text after its last star and last `:` can be the `key/<id>` ending every key ARN."""
+    if len(tail) < len("key/") + 1:
+        return False
+    return all(p in ("?", c) for p, c in zip(tail, "key/", strict=False)) and ":" not in tail
 
 
 _KEY_ARN_SHAPE = ("arn:", RUN, ":kms:", RUN, ":", RUN, ":key/", RUN)

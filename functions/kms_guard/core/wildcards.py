@@ -108,6 +108,11 @@ def match(pattern: str | Glob, text: str) -> bool:
     return True
 
 
+def _collapse(pattern: str) -> str:
+    """Runs of stars as one star (the same language; keeps the set simulations linear in the pattern)."""
+    return "*".join(compile_glob(pattern).segments) if "**" in pattern else pattern
+
+
 def is_universal(pattern: str) -> bool:
     """Whether the pattern matches every text (it is made of stars only)."""
     return bool(pattern) and pattern.strip("*") == ""
@@ -120,7 +125,7 @@ def intersects_prefix(pattern: str, prefix: str, *, rest_may_be_empty: bool = Tr
     (or every) continuation. Cost O(len(prefix) * len(pattern)) at worst, and only patterns no longer than a bound
     the caller checks are given here.
     """
-    glob_chars = pattern
+    glob_chars = _collapse(pattern)
     n = len(glob_chars)
 
     def close(states: set[int]) -> set[int]:
@@ -163,6 +168,7 @@ def intersects_template(pattern: str, template: tuple[str | None, ...]) -> bool:
     each state forward over the pattern's non-colon elements (a literal `:` in the pattern stops it), which is
     linear in the pattern. Exact for that template, so "no key ARN could match" is decided, never guessed.
     """
+    pattern = _collapse(pattern)
     n = len(pattern)
     # next_colon[i]: the first position >= i holding a literal ':' (or n).
     next_colon = [n] * (n + 1)
