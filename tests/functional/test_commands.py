@@ -117,6 +117,20 @@ def test_check_a_region_without_replica(world: World) -> None:
     assert regions[1]["findings"][0]["code"] == "KEY_NOT_FOUND"
 
 
+def test_check_with_a_5000_digit_number_in_one_regions_policy_still_prints_every_region(world: World) -> None:
+    """Issue 10: such a policy crashed `check` (exit 1, no JSON) and lost the healthy Region's result with it."""
+    hostile = json.loads(GOOD_POLICY)
+    hostile["Id"] = "x"
+    text = json.dumps(hostile).replace('"x"', "9" * 5000)
+    world["client"]("kms", REPLICA).put_key_policy(KeyId=world["key_id"], PolicyName="default", Policy=text)
+    result = world["run"]("check", "--key-arn", world["arn"], "--regions", f"{HOME},{REPLICA}", "--output", "json")
+    assert result.returncode == 1, result.stderr
+    regions = {r["region"]: r for r in json.loads(result.stdout)["regions"]}
+    assert regions[HOME]["verdict"] == "compliant"
+    assert [f["code"] for f in regions[REPLICA]["findings"]] == ["POLICY_UNREADABLE"]
+    assert "Traceback" not in result.stderr
+
+
 def test_check_at_risk_exit_3(world: World) -> None:
     conditional = rockset_statement()
     conditional["Condition"] = {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}

@@ -38,10 +38,10 @@ def test_decision_names_the_denying_statement_even_without_sid():
 
 def test_undecided_condition_is_named_in_the_reason():
     stmt = rockset_statement("Vpc")
-    stmt["Condition"] = {"StringEquals": {"aws:SourceVpce": "vpce-1"}}
+    stmt["Condition"] = {"IpAddress": {"aws:SourceIp": "203.0.113.0/24"}}
     decision = decide(stmt)
     assert decision.decision == "conditional"
-    assert "StringEquals aws:SourceVpce cannot be decided" in decision.reason
+    assert "IpAddress aws:SourceIp cannot be decided" in decision.reason
 
 
 def test_conditional_deny_downgrades_a_proven_allow_to_conditional():

@@ -2,7 +2,13 @@
 
 IAM matches actions case-insensitively, with `*` (any run of characters) and `?` (one character), over the
 whole `service:Action` string, service prefix included (`k?s:*` is a valid pattern). Brackets and other glob
-syntax mean nothing to IAM, so `fnmatch` (which treats `[` specially) is not used.
+syntax mean nothing to IAM, so `fnmatch` (which treats `[` specially) is not used, and neither is a regular
+expression: `core/wildcards.py` matches in bounded time whatever the pattern
+(https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_action.html).
+
+Action names are ASCII, so case is folded in ASCII only: `str.lower` would turn a lookalike such as the Kelvin sign
+(`kms:DecryptK` with U+212A) into an ASCII letter and match an action AWS never matches. A pattern with a
+non-ASCII character matches no action.
 
 The catalogue lists IAM action names, which are not always API names (`kms:ReEncryptFrom`/`kms:ReEncryptTo`
 for the ReEncrypt API, `kms:SynchronizeMultiRegionKey`, which has no API). It is kept as data in
@@ -13,8 +19,10 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 from importlib import resources
+
+from kms_guard.core.wildcards import ascii_lower, compile_glob
+from kms_guard.core.wildcards import match as glob_match
 
 
 @functools.cache
@@ -36,22 +44,32 @@ def catalogue_source() -> str:
 
 def canonical(action: str) -> str | None:
     """The catalogue's spelling of a concrete action, or None if it is not a KMS action."""
-    return _catalogue().get(action.lower())
-
-
-@functools.lru_cache(maxsize=4096)
-def _pattern_regex(pattern: str) -> re.Pattern[str]:
-    body = "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern.lower())
-    return re.compile(body, re.DOTALL)
+    if not action.isascii():
+        return None
+    return _catalogue().get(ascii_lower(action))
 
 
 def matches(pattern: str, action: str) -> bool:
-    """Whether an IAM action pattern matches a concrete action (case-insensitive, `*` and `?`)."""
-    return _pattern_regex(pattern).fullmatch(action.lower()) is not None
+    """Whether an IAM action pattern matches a concrete action (ASCII case-insensitive, `*` and `?`)."""
+    if not pattern.isascii() or not action.isascii():
+        return False
+    return glob_match(ascii_lower(pattern), ascii_lower(action))
+
+
+@functools.lru_cache(maxsize=4096)
+def covers(pattern: str, wanted: frozenset[str]) -> frozenset[str]:
+    """The actions of `wanted` (catalogue spelling) a pattern matches: what the evaluator needs, cheaper than
+    expanding the pattern over the whole catalogue."""
+    if not pattern.isascii():
+        return frozenset()
+    glob = compile_glob(ascii_lower(pattern))
+    return frozenset(name for name in wanted if glob_match(glob, ascii_lower(name)))
 
 
 @functools.lru_cache(maxsize=4096)
 def expand(pattern: str) -> frozenset[str]:
-    """The catalogue actions a pattern matches (empty for another service's actions)."""
-    regex = _pattern_regex(pattern)
-    return frozenset(name for low, name in _catalogue().items() if regex.fullmatch(low))
+    """The catalogue actions a pattern matches (empty for another service's actions or a non-ASCII pattern)."""
+    if not pattern.isascii():
+        return frozenset()
+    glob = compile_glob(ascii_lower(pattern))
+    return frozenset(name for low, name in _catalogue().items() if glob_match(glob, low))

@@ -41,6 +41,7 @@ SUBJECT_PHRASE: dict[Code, str] = {
     Code.GRANT_CONDITIONAL: "access not provable",
     Code.POLICY_UNREADABLE: "policy unreadable",
     Code.PUBLIC_PRINCIPAL: "public key policy",
+    Code.POLICY_INVALID: "invalid key policy",
     Code.VERDICT_DISPUTED: "verdict disputed by Access Analyzer",
 }
 
@@ -61,6 +62,8 @@ IMPACT: dict[Code, str] = {
     Code.GRANT_CONDITIONAL: "{vendor}'s access depends on a condition the guard cannot verify; if it does not hold, "
     "queries and ingestion fail.",
     Code.POLICY_UNREADABLE: "The guard cannot see this key: it cannot tell whether {vendor} still has access.",
+    Code.POLICY_INVALID: "The policy holds something KMS would reject or AWS never matches: {vendor}'s grant cannot "
+    "rely on it.",
     Code.PUBLIC_PRINCIPAL: "Not a problem for {vendor}, but anyone may use this key for the actions the statement "
     "lists.",
     Code.VERDICT_DISPUTED: "The guard and IAM Access Analyzer disagree about {vendor}'s access: one of them is wrong. "
@@ -156,8 +159,16 @@ def fix_commands(finding: Finding, key_arn: str, home_region: str) -> list[str]:
             f"aws kms cancel-key-deletion --region {region} --key-id {arn}",
             f"aws kms enable-key --region {region} --key-id {arn}",
         ]
-    if code in (Code.ACTION_NOT_GRANTED, Code.GRANT_CONDITIONAL):
+    if code in (Code.ACTION_NOT_GRANTED, Code.GRANT_CONDITIONAL) and finding.fixable:
         return [f"{get_policy} | kms-guard fix-policy - > fixed.json", put_policy]
+    if code in (Code.ACTION_NOT_GRANTED, Code.GRANT_CONDITIONAL, Code.POLICY_INVALID):
+        # fix-policy would refuse (a Deny that may apply, or what KMS rejects): never advise it then.
+        what = f"statement {clean(finding.statement, 80)}" if finding.statement else "the policy"
+        return [
+            f"{get_policy} > policy.json",
+            f"# edit policy.json by hand: correct {what} (kms-guard check-policy policy.json names each problem), then",
+            "kms-guard check-policy policy.json && " + put_policy.replace("fixed.json", "policy.json"),
+        ]
     if code == Code.ACTION_DENIED:
         return [
             f"{get_policy} > policy.json",

@@ -3,6 +3,11 @@
 A Region is compliant only when its key exists, is usable (Enabled or Updating), has the vendor's key spec, usage
 and multi-Region property, and its key policy proves the vendor's account is allowed every required action with no
 Deny that applies or may apply. A Region whose key is missing or unreadable is never compliant.
+
+A live policy is parsed and evaluated under a time budget (`LIVE_BUDGET_SECONDS`): one that cannot be parsed, or
+whose evaluation runs out of time, is reported for its Region only (`POLICY_UNREADABLE`, critical) and every other
+Region is still evaluated. What KMS would reject or AWS never matches is `POLICY_INVALID` (`validity.py`): critical
+when the vendor's grant depends on it.
 """
 
 from __future__ import annotations
@@ -11,10 +16,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kms_guard.core.evaluate import ActionDecision, Caller, evaluate, is_public
+from kms_guard.core import validity
+from kms_guard.core.evaluate import ActionDecision, Budget, BudgetExceeded, Caller, evaluate, is_public
 from kms_guard.core.findings import Code, Finding, KeyReport, RegionReport
 from kms_guard.core.policy import Policy, PolicyError, parse_policy
 from kms_guard.core.vendor import VendorProfile
+
+LIVE_BUDGET_SECONDS = 5.0
+"""Time one Region's policy may take to evaluate in the guard (any 32 KB policy takes milliseconds)."""
 
 PENDING_DELETION_STATES = ("PendingDeletion", "PendingReplicaDeletion")
 
@@ -41,12 +50,23 @@ class PolicyAssessment:
 
 
 def assess_policy(
-    policy: Policy, profile: VendorProfile, *, region: str | None = None, key_arn: str | None = None
+    policy: Policy,
+    profile: VendorProfile,
+    *,
+    region: str | None = None,
+    key_arn: str | None = None,
+    budget: Budget | None = None,
 ) -> PolicyAssessment:
-    """Evaluate a parsed key policy against the vendor's requirement."""
-    decisions = evaluate(policy, Caller(profile.account, key_arn), profile.concrete_actions)
+    """Evaluate a parsed key policy against the vendor's requirement (raises `BudgetExceeded` past the budget)."""
+    decisions = evaluate(
+        policy, Caller(profile.account, key_arn, profile.context), profile.concrete_actions, budget=budget
+    )
     who = f"{profile.name}'s account {profile.account}"
     findings: list[Finding] = []
+    invalid = validity.problems(policy)
+    whole = all(d.decision == "allowed" for d in decisions.values())
+    any_deny = any(d.denied_by or d.maybe_denied_by for d in decisions.values())
+    fixable = not invalid and not any_deny
 
     denied: dict[str, list[str]] = {}
     for action, decision in decisions.items():
@@ -60,9 +80,11 @@ def assess_policy(
                 "critical",
                 region,
                 f"Deny statement {label} takes {', '.join(acts)} away from {who}; an explicit Deny wins over any "
-                "Allow, so the guard will not repair this: change or remove that statement.",
+                f"Allow, so the guard will not repair this (fix-policy refuses too): remove statement {label}, or "
+                f"take {', '.join(acts)} out of it, or exempt {who} from it.",
                 tuple(acts),
                 label,
+                fixable=False,
             )
         )
 
@@ -76,6 +98,7 @@ def assess_policy(
                 f"No statement allows {who} {', '.join(not_granted)}; add the statement printed by "
                 "`kms-guard statement`.",
                 not_granted,
+                fixable=fixable,
             )
         )
 
@@ -91,9 +114,26 @@ def assess_policy(
                 Code.GRANT_CONDITIONAL,
                 "warning",
                 region,
-                f"{', '.join(acts)} for {who}: {reason}; the guard cannot prove access offline.",
+                f"{', '.join(acts)} for {who}: {reason}; the guard cannot prove access offline."
+                + ("" if fixable else " fix-policy cannot repair this: change that statement by hand."),
                 tuple(acts),
                 culprit,
+                fixable=fixable,
+            )
+        )
+
+    for problem in invalid:
+        # Critical where the vendor's grant depends on it: the grant is not whole without what AWS never matches, or
+        # the document is too large for KMS to hold at all.
+        critical = not whole or problem.statement is None
+        findings.append(
+            Finding(
+                Code.POLICY_INVALID,
+                "critical" if critical else "warning",
+                region,
+                f"{problem.message[0].upper()}{problem.message[1:]}.",
+                statement=problem.statement.label if problem.statement is not None else None,
+                fixable=False,
             )
         )
 
@@ -127,7 +167,9 @@ class RegionObservation:
     """Why the key or its policy could not be read (access denied, throttled past retries)."""
 
 
-def assess_region(observation: RegionObservation, profile: VendorProfile) -> RegionReport:
+def assess_region(
+    observation: RegionObservation, profile: VendorProfile, *, budget_seconds: float = LIVE_BUDGET_SECONDS
+) -> RegionReport:
     region, key_arn = observation.region, observation.key_arn
     if observation.not_found:
         message = (
@@ -156,20 +198,28 @@ def assess_region(observation: RegionObservation, profile: VendorProfile) -> Reg
         )
         return RegionReport(region, key_arn, state, tuple(findings), observation.policy)
 
+    budget = Budget(budget_seconds)
     try:
         policy = parse_policy(observation.policy)
+        assessed = assess_policy(policy, profile, region=region, key_arn=key_arn, budget=budget)
     except PolicyError as exc:
-        findings.append(
-            Finding(
-                Code.POLICY_UNREADABLE,
-                "critical",
-                region,
-                f"The key policy in {region} could not be understood ({exc}); the guard cannot vouch for access.",
-            )
-        )
+        findings.append(_unreadable(region, f"it could not be understood ({exc})"))
+    except BudgetExceeded:
+        findings.append(_unreadable(region, f"its evaluation took longer than its {budget_seconds:g} s budget"))
     else:
-        findings.extend(assess_policy(policy, profile, region=region, key_arn=key_arn).findings)
+        findings.extend(assessed.findings)
     return RegionReport(region, key_arn, state, tuple(findings), observation.policy)
+
+
+def _unreadable(region: str, why: str) -> Finding:
+    return Finding(
+        Code.POLICY_UNREADABLE,
+        "critical",
+        region,
+        f"The key policy in {region} cannot be evaluated: {why}; the guard cannot vouch for access and will not "
+        "rewrite a policy it could not read.",
+        fixable=False,
+    )
 
 
 def _metadata_findings(metadata: Mapping[str, Any], profile: VendorProfile, region: str) -> list[Finding]:

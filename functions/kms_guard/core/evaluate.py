@@ -3,33 +3,49 @@
 AWS's rule (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html): an explicit
 Deny that applies wins; otherwise an Allow that applies is needed; otherwise the request is implicitly denied.
 
-The guard knows the calling *account* (the vendor's) but not which principal in it makes the call, nor the source IP,
-VPC, encryption context or calling service. So every part of "does this statement apply" is a `Tri`:
+The guard knows the calling *account* (the vendor's) but not which principal in it makes the call, and only part of
+the request context. So every part of "does this statement apply" is a `Tri`:
 
-- Principal: `*` and the vendor account (ID or `:root` ARN) match; a role or user ARN in the vendor account may or may
-  not be the caller (UNKNOWN); anything else does not match. `NotPrincipal` inverts, except that listing the vendor
-  account is UNKNOWN: AWS evaluates a role session as session, role and account, so naming only the account may not
-  exempt the vendor's role sessions
-  (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_notprincipal.html).
-- Action: exact, case-insensitive wildcard match (`NotAction` inverts).
-- Resource: in a key policy `*` means this key; a key ARN pattern is matched against the key's ARN when it is known,
-  otherwise UNKNOWN.
-- Condition: decided only for keys whose value the guard knows for the vendor's calls (`aws:PrincipalAccount`,
-  `kms:CallerAccount`, `aws:PrincipalOrgID`/`aws:PrincipalOrgPaths` read as "the vendor is not in your organization",
-  the account part of `aws:PrincipalArn`, `aws:PrincipalIsAWSService`); UNKNOWN for every other key or operator.
-  Unknown is never assumed harmless: an Allow that holds only under it is not proven, a Deny that may apply is a risk.
+- Principal (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_principal.html): `*` and
+  the vendor account, written exactly as AWS's grammar has it (the bare 12-digit ID, or `arn:<partition>:iam::<ID>:root`
+  in the key's partition), match; a role, user or session ARN in the vendor account may or may not be the caller
+  (UNKNOWN); anything else (whitespace, control characters, an `sts` root, another partition, wildcards, lookalike
+  characters) does not match. `NotPrincipal` with `Allow` is not supported by AWS and never grants
+  (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_notprincipal.html); with `Deny` it
+  inverts, except that listing the vendor account is UNKNOWN (AWS evaluates a role session as session, role and
+  account, so naming only the account may not exempt the vendor's role sessions).
+- Action: ASCII case-insensitive wildcard match (`actions.py`; `NotAction` inverts).
+- Resource (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_resource.html): `*` and `?`
+  match across `:`. With the key's ARN known the pattern is matched against it; offline, "not this key" is decided
+  only when no key ARN could match, a pattern every key ARN matches applies, and anything else is UNKNOWN.
+  `NotResource` inverts.
+- Policy variables (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_variables.html): under Version
+  `2012-10-17`, `${key}` in a Resource or a condition value is replaced by the request's value: resolved from what is
+  known about the vendor's calls, otherwise that comparison is UNKNOWN; the literal text is never compared. Under
+  `2008-10-17` (or without Version) it is literal.
+- Condition (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html):
+  decided only for keys the vendor's `RequestContext` (`vendor.py`) knows: a known value, known absence, or the
+  account part of `aws:PrincipalArn`; UNKNOWN for every other key or operator. Unknown is never assumed harmless:
+  an Allow that holds only under it is not proven, a Deny that may apply is a risk.
+
+Evaluation has a time budget (`Budget`): the live path gives each Region's policy one, so no policy can stall the
+guard; matching itself is linear-time (`wildcards.py`).
 """
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from kms_guard.core import actions as catalogue
 from kms_guard.core.policy import Condition, Policy, Principal, Statement
 from kms_guard.core.tri import Tri, all_of, any_of
+from kms_guard.core.vendor import DIRECT_CALLS, RequestContext
+from kms_guard.core.wildcards import RUN, ascii_lower, intersects_prefix, intersects_template, is_universal
+from kms_guard.core.wildcards import match as glob_match
 
 Decision = Literal["allowed", "denied", "not-granted", "conditional"]
 
@@ -82,26 +98,64 @@ class Caller:
 
     account: str
     key_arn: str | None = None
+    context: RequestContext = DIRECT_CALLS
+    """What the vendor's calls carry (the vendor profile's)."""
+
+    @property
+    def partition(self) -> str:
+        """The key's partition (the vendor's principal ARN must be in it); `aws` when the key ARN is not known."""
+        if self.key_arn is not None and self.key_arn.startswith("arn:"):
+            return self.key_arn.split(":", 2)[1]
+        return "aws"
 
 
-def evaluate(policy: Policy, caller: Caller, actions: tuple[str, ...]) -> dict[str, ActionDecision]:
+class BudgetExceeded(Exception):
+    """Evaluating the policy took longer than its budget: the caller reports it instead of waiting."""
+
+
+@dataclass
+class Budget:
+    """A deadline the evaluator checks as it goes (per statement and per condition value)."""
+
+    seconds: float
+    clock: Callable[[], float] = time.monotonic
+    _deadline: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._deadline = self.clock() + self.seconds
+
+    def check(self) -> None:
+        if self.clock() > self._deadline:
+            raise BudgetExceeded(f"evaluation exceeded its {self.seconds:g} s budget")
+
+
+def evaluate(
+    policy: Policy, caller: Caller, actions: tuple[str, ...], *, budget: Budget | None = None
+) -> dict[str, ActionDecision]:
     """AWS's decision for each concrete action, for a principal in `caller.account`.
 
     Everything that does not depend on the action (principal, resource, conditions) is decided once per statement;
     the action test is then a set lookup in the statement's expanded action patterns (expansions are cached).
+    Raises `BudgetExceeded` when a budget is given and runs out.
     """
     facts = _facts(caller)
+    variables = facts if policy.has_variables else None
     wanted = frozenset(actions)
     candidates: list[tuple[Match, frozenset[str]]] = []
     for statement in policy.statements:
+        if budget is not None:
+            budget.check()
         # Cheapest test first: most statements of a real policy are about other actions or other principals.
         covered = _covered(statement, wanted)
         if not covered:
             continue
-        parts = [_principal(statement, caller.account)]
+        parts = [_principal(statement, caller)]
         if parts[0][0] is Tri.FALSE:
             continue
-        parts += (_resource(statement, caller.key_arn), _conditions(statement, facts))
+        parts += (
+            _resource(statement, caller, variables),
+            _conditions(statement, facts, variables, budget),
+        )
         applies = all_of(part[0] for part in parts)
         if applies is Tri.FALSE:
             continue
@@ -118,7 +172,9 @@ def _covered(statement: Statement, wanted: frozenset[str]) -> frozenset[str]:
     """The wanted concrete actions this statement's Action (or NotAction) covers."""
     named: set[str] = set()
     for pattern in statement.actions:
-        named |= catalogue.expand(pattern)
+        named |= catalogue.covers(pattern, wanted)
+        if named >= wanted:
+            break
     return wanted - named if statement.action_negated else wanted & named
 
 
@@ -142,25 +198,34 @@ def _decide(action: str, matches: list[Match]) -> ActionDecision:
 
 # --- Principal ---------------------------------------------------------------------------------------------------
 
-_IAM_ARN = re.compile(r"^arn:aws[a-z-]*:(?:iam|sts)::(\d{12}):(.+)$")
+_ACCOUNT_ID = re.compile(r"[0-9]{12}")
+_IAM_ARN = re.compile(r"arn:(aws[a-z-]*):(iam|sts)::([0-9]{12}):([\x21-\x7e]+)")
+"""An IAM or STS principal ARN: printable ASCII with no whitespace, matched whole (`fullmatch`, never `$`)."""
 
 
-def principal_match(entry: Principal, account: str) -> Tri:
-    """Whether a Principal entry covers an unknown principal of `account`."""
+def principal_match(entry: Principal, account: str, partition: str = "aws") -> Tri:
+    """Whether a Principal entry covers an unknown principal of `account`, by AWS's grammar for principals."""
     if entry.type == "*" or (entry.type == "AWS" and entry.value == "*"):
         return Tri.TRUE
     if entry.type != "AWS":
         return Tri.FALSE  # service, federated and canonical-user principals are never the vendor's account
-    if entry.value == account:
-        return Tri.TRUE
-    arn = _IAM_ARN.match(entry.value)
-    if arn is None or arn.group(1) != account:
-        return Tri.FALSE
-    return Tri.TRUE if arn.group(2) == "root" else Tri.UNKNOWN
+    value = entry.value
+    if _ACCOUNT_ID.fullmatch(value):
+        return Tri.of(value == account)
+    arn = _IAM_ARN.fullmatch(value)
+    if arn is None or arn.group(1) != partition or arn.group(3) != account or "*" in value or "?" in value:
+        return Tri.FALSE  # malformed, another partition or account, or a wildcard (AWS never matches those)
+    service, resource = arn.group(2), arn.group(4)
+    if resource == "root":
+        return Tri.of(service == "iam")  # `arn:aws:sts::ID:root` is not the account
+    return Tri.UNKNOWN
 
 
-def _principal(statement: Statement, account: str) -> tuple[Tri, tuple[str, ...]]:
-    results = [(p, principal_match(p, account)) for p in statement.principals]
+def _principal(statement: Statement, caller: Caller) -> tuple[Tri, tuple[str, ...]]:
+    account = caller.account
+    if statement.principal_negated and statement.effect == "Allow":
+        return Tri.FALSE, ()  # NotPrincipal with Allow is not supported by AWS: it grants nothing
+    results = [(p, principal_match(p, account, caller.partition)) for p in statement.principals]
     hit = any_of(r for _, r in results)
     if not statement.principal_negated:
         notes = tuple(f"only principal {p.value} of account {account}" for p, r in results if r is Tri.UNKNOWN)
@@ -172,37 +237,103 @@ def _principal(statement: Statement, account: str) -> tuple[Tri, tuple[str, ...]
 
 def is_public(statement: Statement) -> bool:
     """An Allow to everyone with no condition at all: anyone in any account can use the key."""
-    if statement.effect != "Allow" or statement.conditions:
+    if statement.effect != "Allow" or statement.conditions or statement.principal_negated:
         return False
-    if statement.principal_negated:
-        return True
     return any(p.type == "*" or (p.type == "AWS" and p.value == "*") for p in statement.principals)
+
+
+# --- Policy variables ----------------------------------------------------------------------------------------------
+
+_VARIABLE = re.compile(r"\$\{([^}]*)\}")
+_DEFAULT = re.compile(r"\s*([^,\s]+)\s*,\s*'([^']*)'\s*", re.ASCII)
+_SPECIAL = {"*": "*", "?": "?", "$": "$"}
+
+
+def substitute(text: str, facts: dict[str, KeyFact] | None) -> tuple[str | None, bool]:
+    """Replace the policy variables in `text` from the known request values.
+
+    Returns (text, has_special): text None when a variable's value is not known for the vendor's calls (the
+    comparison is then UNKNOWN); has_special when `${*}`/`${?}` put a literal wildcard character in the text.
+    `facts` None means variables are not in force (Version 2008-10-17): the text is literal.
+    """
+    if facts is None or "${" not in text:
+        return text, False
+    special = False
+    unknown = False
+
+    def replace(found: re.Match[str]) -> str:
+        nonlocal special, unknown
+        body = found.group(1)
+        if body in _SPECIAL:
+            special = special or body != "$"
+            return _SPECIAL[body]
+        default = _DEFAULT.fullmatch(body)
+        name, fallback = (default.group(1), default.group(2)) if default else (body.strip(), None)
+        fact = facts.get(ascii_lower(name))
+        if fact is not None and fact.value is not None:
+            return fact.value
+        if fact is not None and fact.present is Tri.FALSE and fallback is not None:
+            return fallback
+        unknown = True
+        return ""
+
+    result = _VARIABLE.sub(replace, text)
+    return (None, special) if unknown else (result, special)
 
 
 # --- Resource ----------------------------------------------------------------------------------------------------
 
-
-def _glob(pattern: str, value: str, *, ignore_case: bool = False) -> bool:
-    body = "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern)
-    flags = re.DOTALL | (re.IGNORECASE if ignore_case else 0)
-    return re.fullmatch(body, value, flags) is not None
+_KEY_ARN_MAX = 256
+"""No KMS key ARN is longer (partition, Region, account, key ID): a pattern needing more characters is not this key."""
 
 
-def _resource_entry(pattern: str, key_arn: str | None) -> Tri:
-    if pattern == "*":
+def _key_arn_offline(pattern: str) -> Tri:
+    """Whether a Resource pattern matches the key when its ARN is not known: `arn:<partition>:kms:<Region>:...`.
+
+    Every key ARN starts `arn:` and then has a partition, `:kms:`, a Region, the account and `:key/` plus the key ID.
+    FALSE only when no such ARN could match; TRUE when every one does (`*`, `arn:*`); otherwise UNKNOWN.
+    """
+    if is_universal(pattern):
+        return Tri.TRUE
+    if len(pattern.replace("*", "")) > _KEY_ARN_MAX:
+        return Tri.FALSE
+    last = pattern.rsplit("*", 1)[-1]
+    if ":" in last and not _fits_key_tail(last[last.rindex(":") + 1 :]):
+        return Tri.FALSE  # cheap test first: after its last ':' a key ARN has only `key/<id>`
+    _, every = intersects_prefix(pattern, "arn:", rest_may_be_empty=False)
+    if every:
+        return Tri.TRUE
+    return Tri.UNKNOWN if intersects_template(pattern, _KEY_ARN_SHAPE) else Tri.FALSE
+
+
+def _fits_key_tail(tail: str) -> bool:
+    """Whether the pattern's text after its last star and last `:` can be the `key/<id>` ending every key ARN."""
+    if len(tail) < len("key/") + 1:
+        return False
+    return all(p in ("?", c) for p, c in zip(tail, "key/", strict=False)) and ":" not in tail
+
+
+_KEY_ARN_SHAPE = ("arn:", RUN, ":kms:", RUN, ":", RUN, ":key/", RUN)
+"""Every KMS key ARN: partition, Region, account and key ID are fields without `:`."""
+
+
+def _resource_entry(pattern: str, key_arn: str | None, variables: dict[str, KeyFact] | None) -> Tri:
+    text, special = substitute(pattern, variables)
+    if text is None or special:
+        return Tri.UNKNOWN  # a variable the guard cannot resolve, or a literal wildcard it cannot express
+    if text == "*":
         return Tri.TRUE
     if key_arn is not None:
-        return Tri.of(_glob(pattern, key_arn))
-    # Offline, without the key's ARN: a pattern that could name a KMS key may or may not name this one.
-    fields = pattern.split(":")
-    could_be_kms = pattern[0] in "*?" or (len(fields) >= 3 and fields[0] == "arn" and _glob(fields[2], "kms"))
-    return Tri.UNKNOWN if could_be_kms else Tri.FALSE
+        return Tri.of(glob_match(text, key_arn))
+    return _key_arn_offline(text)
 
 
-def _resource(statement: Statement, key_arn: str | None) -> tuple[Tri, tuple[str, ...]]:
-    hit = any_of(_resource_entry(r, key_arn) for r in statement.resources)
+def _resource(
+    statement: Statement, caller: Caller, variables: dict[str, KeyFact] | None
+) -> tuple[Tri, tuple[str, ...]]:
+    hit = any_of(_resource_entry(r, caller.key_arn, variables) for r in statement.resources)
     result = ~hit if statement.resource_negated else hit
-    note = ("Resource names a specific key ARN and the key ARN is not known",) if result is Tri.UNKNOWN else ()
+    note = ("Resource cannot be matched with this key's ARN offline",) if result is Tri.UNKNOWN else ()
     return result, note
 
 
@@ -225,87 +356,73 @@ _OPERATORS: dict[str, tuple[Family, bool]] = {
 }
 
 
+def _no_match(family: Family, value: str) -> Tri:
+    return Tri.UNKNOWN
+
+
 @dataclass(frozen=True)
 class KeyFact:
     """What the guard knows of one condition key for the vendor's calls."""
 
     present: Tri
-    match: Callable[[Family, str], Tri]
+    match: Callable[[Family, str], Tri] = _no_match
     """Whether the key's value matches one listed value under an operator family."""
+    value: str | None = None
+    """The key's value, when it is known (it then also resolves the policy variable `${key}`)."""
 
 
-def _account_fact(account: str) -> KeyFact:
-    def match(family: Family, value: str) -> Tri:
-        if family == "eq":
-            return Tri.of(value == account)
-        if family == "eq_ic":
-            return Tri.of(value.lower() == account.lower())
-        if family == "like":
-            return Tri.of(_glob(value, account))
-        return Tri.UNKNOWN
-
-    return KeyFact(Tri.TRUE, match)
-
-
-def _org_fact() -> KeyFact:
-    """`aws:PrincipalOrgID`/`aws:PrincipalOrgPaths`: the vendor is not in the customer's organization.
-
-    The vendor may be in an organization of its own (so the key may be present or absent). A listed value that names a
-    specific organization (more than the `o-` prefix before any wildcard) is not the vendor's; a pattern that could
-    match any organization (`o-*`, `*`) is undecided.
-    """
-
-    def match(family: Family, value: str) -> Tri:
-        if family not in ("eq", "eq_ic", "like"):
-            return Tri.UNKNOWN
-        literal = re.split(r"[*?]", value, maxsplit=1)[0] if family == "like" else value
-        return Tri.FALSE if len(literal) > len("o-") else Tri.UNKNOWN
-
-    return KeyFact(Tri.UNKNOWN, match)
+def _compare(family: Family, actual: str, listed: str) -> Tri:
+    """One known request value against one listed value."""
+    if family == "eq":
+        return Tri.of(actual == listed)
+    if family == "eq_ic":
+        if not (actual.isascii() and listed.isascii()):
+            return Tri.TRUE if actual == listed else Tri.UNKNOWN  # non-ASCII case folding: not decided here
+        return Tri.of(ascii_lower(actual) == ascii_lower(listed))
+    if family in ("like", "arn"):
+        return Tri.of(glob_match(listed, actual))
+    return Tri.of(ascii_lower(actual) == ascii_lower(listed))  # Bool: "true"/"false", any case
 
 
-def _principal_arn_fact(account: str) -> KeyFact:
-    """`aws:PrincipalArn`: the role is unknown, but it is in the vendor's account."""
+def _known_fact(value: str) -> KeyFact:
+    return KeyFact(Tri.TRUE, lambda family, listed: _compare(family, value, listed), value)
+
+
+def _principal_arn_fact(account: str, partition: str) -> KeyFact:
+    """`aws:PrincipalArn`: which role or user calls is unknown, but its ARN starts `arn:<partition>:iam::<account>:`."""
+    prefix = f"arn:{partition}:iam::{account}:"
 
     def match(family: Family, value: str) -> Tri:
         if family == "bool":
             return Tri.UNKNOWN
-        fields = value.split(":")
-        if len(fields) >= 6 and fields[4] and not re.search(r"[*?]", fields[4]):
-            same = fields[4] == account
-            return Tri.UNKNOWN if same else Tri.FALSE
-        return Tri.UNKNOWN
-
-    return KeyFact(Tri.TRUE, match)
-
-
-def _is_service_fact() -> KeyFact:
-    """`aws:PrincipalIsAWSService` is `false` for calls made by an IAM principal such as the vendor's roles."""
-
-    def match(family: Family, value: str) -> Tri:
-        if family in ("bool", "eq", "eq_ic"):
-            return Tri.of(value.lower() == "false")
-        return Tri.UNKNOWN
+        if family in ("eq", "eq_ic"):
+            head = value[: len(prefix)]
+            same = head == prefix if family == "eq" else ascii_lower(head) == ascii_lower(prefix)
+            return Tri.UNKNOWN if same and len(value) > len(prefix) else Tri.FALSE
+        some, every = intersects_prefix(value, prefix, rest_may_be_empty=False)
+        return Tri.TRUE if every else Tri.UNKNOWN if some else Tri.FALSE
 
     return KeyFact(Tri.TRUE, match)
 
 
 def _facts(caller: Caller) -> dict[str, KeyFact]:
-    account = _account_fact(caller.account)
-    org = _org_fact()
-    return {
-        "aws:principalaccount": account,
-        "kms:calleraccount": account,
-        "aws:principalorgid": org,
-        "aws:principalorgpaths": org,
-        "aws:principalarn": _principal_arn_fact(caller.account),
-        "aws:principalisawsservice": _is_service_fact(),
-    }
+    facts = {key: _known_fact(value) for key, value in caller.context.values(caller.account).items()}
+    facts.update({key: KeyFact(Tri.FALSE, lambda family, value: Tri.FALSE) for key in caller.context.absent})
+    facts["aws:principalarn"] = _principal_arn_fact(caller.account, caller.partition)
+    return facts
 
 
-def condition_result(condition: Condition, facts: dict[str, KeyFact]) -> Tri:
-    """One condition test, following https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html."""
-    fact = facts.get(condition.key.lower())
+def condition_result(
+    condition: Condition,
+    facts: dict[str, KeyFact],
+    variables: dict[str, KeyFact] | None = None,
+    budget: Budget | None = None,
+) -> Tri:
+    """One condition test, following https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html.
+
+    `variables` are the facts that resolve `${...}` in the listed values (None: variables are literal text).
+    """
+    fact = facts.get(ascii_lower(condition.key)) if condition.key.isascii() else None
     if fact is None:
         return Tri.UNKNOWN
     if condition.operator == "Null":
@@ -318,7 +435,15 @@ def condition_result(condition: Condition, facts: dict[str, KeyFact]) -> Tri:
         return Tri.UNKNOWN  # an operator we do not decide (Numeric, Date, IpAddress, Binary, or one we do not know)
     family, negated = spec
 
-    matched = any_of(fact.match(family, v) for v in condition.values)
+    def one(listed: str) -> Tri:
+        if budget is not None:
+            budget.check()
+        text, special = substitute(listed, variables)
+        if text is None or (special and family in ("like", "arn")):
+            return Tri.UNKNOWN  # a variable the guard cannot resolve: never compare the literal text
+        return fact.match(family, text)
+
+    matched = any_of(one(v) for v in condition.values) if fact.present is not Tri.FALSE else Tri.FALSE
     when_present = ~matched if negated else matched
     # A missing key: IfExists and ForAllValues make the test true; negated operators are true; others are false.
     if condition.if_exists or condition.qualifier == "ForAllValues":
@@ -334,10 +459,15 @@ def condition_result(condition: Condition, facts: dict[str, KeyFact]) -> Tri:
     return when_present if when_present is when_absent else Tri.UNKNOWN
 
 
-def _conditions(statement: Statement, facts: dict[str, KeyFact]) -> tuple[Tri, tuple[str, ...]]:
+def _conditions(
+    statement: Statement,
+    facts: dict[str, KeyFact],
+    variables: dict[str, KeyFact] | None,
+    budget: Budget | None,
+) -> tuple[Tri, tuple[str, ...]]:
     if not statement.conditions:
         return Tri.TRUE, ()
-    results = [(c, condition_result(c, facts)) for c in statement.conditions]
+    results = [(c, condition_result(c, facts, variables, budget)) for c in statement.conditions]
     overall = all_of(r for _, r in results)
     notes = tuple(f"condition {c.label} cannot be decided" for c, r in results if r is Tri.UNKNOWN)
     return overall, notes if overall is Tri.UNKNOWN else ()

@@ -25,6 +25,7 @@ class Code(enum.StrEnum):
     GRANT_CONDITIONAL = "GRANT_CONDITIONAL"
     POLICY_UNREADABLE = "POLICY_UNREADABLE"
     PUBLIC_PRINCIPAL = "PUBLIC_PRINCIPAL"
+    POLICY_INVALID = "POLICY_INVALID"
     VERDICT_DISPUTED = "VERDICT_DISPUTED"
 
 
@@ -40,6 +41,8 @@ class Finding:
     message: str
     actions: tuple[str, ...] = ()
     statement: str | None = None
+    fixable: bool = field(default=True, compare=False)
+    """Whether `kms-guard fix-policy` can repair what this finding reports (alerts advise it only then)."""
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {

@@ -10,16 +10,27 @@ and the IAM JSON policy grammar, https://docs.aws.amazon.com/IAM/latest/UserGuid
 Everything is normalised here (strings or lists to tuples, conditions to flat records) so the evaluator has no
 special cases. Anything that is not a policy raises `PolicyError` with one line that says where
 (`Statement[2].Action: ...`).
+
+Bad input is refused before it can hurt (RFC 8259 leaves these to the parser; KMS and IAM reject them): duplicate
+object keys (which one would AWS read?), `NaN`/`Infinity`, numbers too large to convert, and nesting deeper than
+`MAX_DEPTH` (checked on the raw text before decoding, so no recursion error can escape). Every message is one line of
+printable ASCII and bounded: nothing from the policy can add lines or control characters to it.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
 MAX_POLICY_BYTES = 32_768
 """KMS key policies are at most 32 KB (32,768 bytes); the limit is not adjustable."""
+
+MAX_DEPTH = 16
+"""Deepest JSON nesting accepted: a key policy needs 5 (document, Statement list, statement, Condition, operator)."""
+
+_NESTING = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
 
 VALID_VERSIONS = ("2012-10-17", "2008-10-17")
 PRINCIPAL_TYPES = ("AWS", "Service", "Federated", "CanonicalUser")
@@ -82,6 +93,13 @@ class Statement:
 class Policy:
     version: str | None
     statements: tuple[Statement, ...]
+    size: int | None = None
+    """The document's size in UTF-8 bytes, when it was parsed from text (KMS holds at most `MAX_POLICY_BYTES`)."""
+
+    @property
+    def has_variables(self) -> bool:
+        """Whether `${...}` is a policy variable here: only under Version 2012-10-17 (otherwise it is literal text)."""
+        return self.version == "2012-10-17"
 
 
 def parse_policy(text: str | bytes) -> Policy:
@@ -93,17 +111,81 @@ def parse_policy(text: str | bytes) -> Policy:
             raise PolicyError(f"policy is not UTF-8 text (byte {exc.start})") from None
     if not text.strip():
         raise PolicyError("policy is empty")
+    _check_depth(text)
     try:
-        doc = json.loads(text)
+        doc = json.loads(
+            text,
+            object_pairs_hook=_unique_keys,
+            parse_constant=_no_constant,
+            parse_int=_bounded_int,
+            parse_float=_bounded_float,
+        )
     except json.JSONDecodeError as exc:
         raise PolicyError(f"policy is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
-        raise PolicyError("policy is not valid JSON: nested too deeply") from None
-    return parse_policy_document(doc)
+        raise PolicyError(f"policy is nested deeper than {MAX_DEPTH} levels") from None
+    except PolicyError as exc:
+        raise PolicyError(_clean(str(exc), 300)) from None
+    except ValueError as exc:  # a number Python refuses to convert (over its digit limit)
+        raise PolicyError(f"policy holds a number too large to convert ({_clean(str(exc), 80)})") from None
+    policy = parse_policy_document(doc)
+    return Policy(policy.version, policy.statements, len(text.encode("utf-8")))
+
+
+def _check_depth(text: str) -> None:
+    depth = 0
+    for token in _NESTING.finditer(text):
+        char = token.group()
+        if char in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise PolicyError(f"policy is nested deeper than {MAX_DEPTH} levels (at character {token.start()})")
+        elif char in "]}":
+            depth -= 1
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise PolicyError(f"duplicate key {_short(key)} in one JSON object (AWS would read only one of them)")
+        out[key] = value
+    return out
+
+
+def _no_constant(name: str) -> Any:
+    raise PolicyError(f"{name} is not a JSON number")
+
+
+_MAX_NUMBER_CHARS = 100
+"""Longer numbers are refused: no key policy value needs them, and converting them costs quadratic time."""
+
+
+def _bounded_int(text: str) -> int:
+    if len(text) > _MAX_NUMBER_CHARS:
+        raise PolicyError(f"a number of {len(text)} digits is too large to convert")
+    return int(text)
+
+
+def _bounded_float(text: str) -> float:
+    if len(text) > _MAX_NUMBER_CHARS:
+        raise PolicyError(f"a number of {len(text)} characters is too large to convert")
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise PolicyError(f"a number out of range ({_short(text)})")
+    return value
 
 
 def parse_policy_document(doc: Any) -> Policy:
     """Parse an already-decoded policy document."""
+    try:
+        return _document(doc)
+    except PolicyError as exc:
+        # Keys and operators are quoted from the policy: one line of printable ASCII, bounded, whatever they hold.
+        raise PolicyError(_clean(str(exc), 300)) from None
+
+
+def _document(doc: Any) -> Policy:
     if not isinstance(doc, dict):
         raise PolicyError(f"policy must be a JSON object, not {_json_type(doc)}")
     version = doc.get("Version")
@@ -288,6 +370,17 @@ def _short(value: Any) -> str:
     """A value for an error message: printable, one line, bounded (hostile input must not flood a log line)."""
     try:
         text = json.dumps(value, ensure_ascii=True)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         text = _json_type(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return _clean(text, 60)
+
+
+def _clean(text: str, limit: int) -> str:
+    """Printable ASCII only (anything else escaped), at most `limit` characters."""
+    text = "".join(c if " " <= c <= "~" else repr(c)[1:-1] for c in text[: limit * 2])
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def safe_message(text: str, limit: int = 300) -> str:
+    """An error message from this module, made safe to print on one line (for callers that add a prefix)."""
+    return _clean(text, limit)

@@ -6,6 +6,8 @@
 - Policy: `restore-statement` or `revert` when Rockset's grant is missing or only conditional; an explicit Deny that
   blocks the vendor is refused by the planner, and so are policies that would exceed 32 KB.
 - A missing replica, an unreadable policy, the wrong key spec, usage or Regionality: reported, never "repaired".
+  A policy the guard could not read or evaluate (`POLICY_UNREADABLE`) or that holds what KMS rejects
+  (`POLICY_INVALID`) is never rewritten, in any mode.
 """
 
 from __future__ import annotations
@@ -86,7 +88,8 @@ def plan_region(
         writes.append(Write("enable-key"))
         notes.append("enable the key")
 
-    if mode != "off" and codes & POLICY_CODES and report.policy is not None:
+    unreadable = Code.POLICY_UNREADABLE in codes or Code.POLICY_INVALID in codes
+    if mode != "off" and codes & POLICY_CODES and report.policy is not None and not unreadable:
         try:
             policy_plan = plan_repair(_mode(mode), report.policy, vendor, key_arn=report.key_arn, baseline=baseline)
         except PolicyError as exc:  # an unparseable policy is POLICY_UNREADABLE, not a policy finding: defensive

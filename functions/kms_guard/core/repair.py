@@ -6,7 +6,9 @@ The remediation rules of design.md, as far as a plan can enforce them:
 - `revert` puts back the last policy recorded as compliant; with none recorded it falls back to `restore-statement`,
   and so it does when reverting would remove or change a Deny statement.
 - An explicit Deny that blocks the vendor is reported, never weakened: the plan is refused, naming the statement.
-- A policy over 32 KB is never produced.
+- A policy over 32 KB is never produced, nor one holding anything else KMS would reject or AWS never matches
+  (`validity.py`: a malformed principal, a non-ASCII action, NotPrincipal with Allow): the guard does not print a
+  policy KMS would refuse, and does not guess what a malformed element was meant to say.
 - Every plan is checked before it is returned: the new text must parse, give the vendor every required action, and
   keep the other statements as they were; otherwise the plan is refused.
 Nothing here bypasses the policy lockout safety check: that is a PutKeyPolicy flag the writer never sets.
@@ -19,14 +21,21 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from kms_guard.core import validity
 from kms_guard.core.compliance import PolicyAssessment, assess_policy
-from kms_guard.core.policy import MAX_POLICY_BYTES, parse_policy
+from kms_guard.core.policy import MAX_POLICY_BYTES, Policy, parse_policy
 from kms_guard.core.vendor import VendorProfile
 
 Mode = Literal["restore-statement", "revert"]
 Status = Literal["repair", "already-compliant", "refused"]
 Refusal = Literal[
-    "deny-blocks-vendor", "deny-would-change", "guard-sid-on-deny", "too-large", "baseline-bad", "check-failed"
+    "deny-blocks-vendor",
+    "deny-would-change",
+    "guard-sid-on-deny",
+    "too-large",
+    "baseline-bad",
+    "check-failed",
+    "policy-invalid",
 ]
 
 
@@ -93,8 +102,25 @@ def _fallback(plan: RepairPlan, why: str) -> RepairPlan:
     )
 
 
+def _invalid_refusal(mode: Mode, policy: Policy) -> RepairPlan | None:
+    problems = validity.problems(policy)
+    if not problems:
+        return None
+    too_large = problems[0].statement is None
+    return RepairPlan(
+        mode,
+        "refused",
+        f"{problems[0].message}; the guard will not print or write a policy KMS would reject: correct it by hand "
+        "(kms-guard check-policy lists every such problem).",
+        refusal="too-large" if too_large else "policy-invalid",
+    )
+
+
 def plan_restore_statement(policy_text: str, profile: VendorProfile, *, key_arn: str | None = None) -> RepairPlan:
     policy = parse_policy(policy_text)
+    invalid = _invalid_refusal("restore-statement", policy)
+    if invalid is not None:
+        return invalid
     assessment = assess_policy(policy, profile, key_arn=key_arn)
     refusal = _deny_refusal(assessment, profile)
     if refusal:
@@ -146,6 +172,9 @@ def plan_revert(policy_text: str, baseline: str, profile: VendorProfile, *, key_
         return RepairPlan("revert", "refused", refusal, refusal="deny-blocks-vendor")
 
     base_policy = parse_policy(baseline)
+    invalid = _invalid_refusal("revert", base_policy)
+    if invalid is not None:
+        return invalid
     base_assessment = assess_policy(base_policy, profile, key_arn=key_arn)
     if base_assessment.missing or base_assessment.conditional:
         return RepairPlan(
@@ -224,7 +253,10 @@ def _check(
             "too-large",
             f"the repaired policy would be {size} bytes, over the {MAX_POLICY_BYTES}-byte key policy limit.",
         )
-    result = assess_policy(parse_policy(new_text), profile, key_arn=key_arn)
+    new_policy = parse_policy(new_text)
+    if validity.problems(new_policy):
+        return "policy-invalid", "the repaired policy would hold something KMS rejects; nothing written."
+    result = assess_policy(new_policy, profile, key_arn=key_arn)
     if result.missing or result.conditional:
         return (
             "check-failed",
