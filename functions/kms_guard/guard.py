@@ -10,6 +10,9 @@ Order of work, chosen so that nothing is lost when a call fails half-way, and so
 2. evaluate; record compliant policies as `revert` baselines;
 3. repair where allowed (remediation rules of design.md), verify by reading back;
 4. publish alerts for any change of findings (or a reminder), then record what was reported (only when it changed).
+The scheduled check also checks the guard's own sight (core.coverage: trails and the guard's rules in every Region,
+read alongside the key) and alerts when it changes; events never pay for that. Canary events (opt-in) are recognised
+before anything else, recorded as the arrival of that Region's canary, and never taken for a change to the key.
 Any exception releases the claim and propagates: Lambda retries, then the dead-letter queue keeps the event.
 """
 
@@ -17,13 +20,23 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from kms_guard.core.alerts import Alert, Reported, decide_alerts, fingerprint, region_fingerprint, render_alert
 from kms_guard.core.compliance import RegionObservation, assess_key, assess_region
+from kms_guard.core.coverage import (
+    CanaryClock,
+    CoverageChange,
+    CoverageReport,
+    RegionSight,
+    assess_coverage,
+    canary_region,
+    decide_coverage_alert,
+    render_coverage_alert,
+)
 from kms_guard.core.events import Ignored, KeyEvent, parse_event, scheduled_event
 from kms_guard.core.findings import Code, KeyReport, RegionReport
 from kms_guard.core.remediation import Outcome, RegionPlan, plan_region
@@ -70,6 +83,13 @@ class KeyRecord:
     baselines: dict[str, str] = field(default_factory=dict)
     holds: dict[str, str] = field(default_factory=dict)
     """Region -> fingerprint of its findings when a trusted principal (or the guard) made them: do not repair."""
+    coverage: str | None = None
+    """Fingerprint of the coverage last reported (core.coverage); None when never checked."""
+    coverage_codes: tuple[str, ...] = ()
+    canary_since: float | None = None
+    """When the scheduled check first expected canaries (the canary is opt-in)."""
+    canary_arrivals: dict[str, float] = field(default_factory=dict)
+    """Region -> when its last canary event reached the guard."""
 
 
 class StateStore(Protocol):
@@ -84,6 +104,15 @@ class StateStore(Protocol):
     def set_hold(self, region: str, fingerprint: str | None) -> None: ...
     def take_write_slot(self, region: str, now: float, limit: int) -> bool: ...
     def log_remediation(self, region: str, now: float, entry: dict[str, Any]) -> None: ...
+    def save_coverage(self, fingerprint: str, codes: tuple[str, ...], canary_since: float | None) -> None: ...
+    def record_canary(self, region: str, now: float) -> None: ...
+
+
+class CoverageReader(Protocol):
+    """Reads the guard's sight per Region (trails, the guard's rules); never raises: what it cannot read is an error
+    in the sight (COVERAGE_UNREADABLE, never ok)."""
+
+    def read(self, regions: Sequence[str], rule_names: Sequence[str]) -> list[RegionSight]: ...
 
 
 class Notifier(Protocol):
@@ -114,6 +143,10 @@ class Result:
     remediation: list[Outcome] = field(default_factory=list)
     found: KeyReport | None = None
     """The key as first read, before any repair."""
+    coverage: CoverageReport | None = None
+    """The guard's sight (scheduled check only); apart from the key's verdict."""
+    canary_region: str | None = None
+    """A canary event: the Region whose event path it proved."""
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"decision": self.decision}
@@ -126,6 +159,10 @@ class Result:
             out["found_codes"] = sorted({f.code.value for f in self.found.findings})
         out["alerts"] = [a.summary() for a in self.alerts]
         out["remediation"] = [o.to_dict() for o in self.remediation]
+        if self.coverage is not None:
+            out["coverage"] = self.coverage.to_dict()
+        if self.canary_region is not None:
+            out["canary"] = {"region": self.canary_region}
         return out
 
 
@@ -139,6 +176,7 @@ class Guard:
         notifier: Notifier,
         *,
         identity: Identity | None = None,
+        coverage: CoverageReader | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         verify_attempts: int = VERIFY_ATTEMPTS,
@@ -149,6 +187,7 @@ class Guard:
         self._state = state
         self._notifier = notifier
         self._identity = identity or NoIdentity()
+        self._coverage = coverage
         self._clock = clock
         self._sleep = sleep
         self._verify_attempts = verify_attempts
@@ -156,11 +195,19 @@ class Guard:
     # --- entry points -------------------------------------------------------------------------------------------
 
     def handle(self, raw_event: Any) -> Result:
+        canary = canary_region(raw_event, self.settings.canary_role_arn)
+        if canary is not None:
+            self._state.record_canary(canary, self._clock())
+            return Result(
+                "ignored",
+                f"canary event from {canary}: the event path from there works (recorded)",
+                canary_region=canary,
+            )
         parsed = parse_event(raw_event, self.settings.key)
         if isinstance(parsed, Ignored):
             return Result("ignored", parsed.reason)
         if parsed.is_scheduled:
-            return self._evaluate(parsed)
+            return self._scheduled(parsed)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="key-read") as pool:
             reading = pool.submit(self._read)  # overlaps with the claim and the state load below
             if not self._state.claim_event(parsed.event_id, self._clock()):
@@ -178,11 +225,17 @@ class Guard:
         event = scheduled_event(
             str((raw_event or {}).get("id", "scheduled")), self.settings.key.region, (raw_event or {}).get("time")
         )
-        return self._evaluate(event)
+        return self._scheduled(event)
 
     def check(self) -> KeyReport:
         """Read-only evaluation of the live key (no state, alerts or writes)."""
         return self._read()
+
+    def check_coverage(self) -> CoverageReport | None:
+        """Read-only check of the guard's sight (no state, alerts or canary); None without a coverage reader."""
+        if self._coverage is None:
+            return None
+        return self._assess_coverage(self._read_sight(), None)
 
     # --- the flow -----------------------------------------------------------------------------------------------
 
@@ -190,11 +243,13 @@ class Guard:
         arns = {region: self.settings.region_key_arn(region) for region in self.settings.regions}
         return assess_key(self.settings.key_arn, self._reader.read_all(arns), self.settings.vendor)
 
-    def _evaluate(self, event: KeyEvent, reading: Future[KeyReport] | None = None) -> Result:
+    def _evaluate(
+        self, event: KeyEvent, reading: Future[KeyReport] | None = None, record: KeyRecord | None = None
+    ) -> Result:
         if reading is None:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="key-read") as pool:
-                return self._evaluate(event, pool.submit(self._read))
-        record = self._state.load()
+                return self._evaluate(event, pool.submit(self._read), record)
+        record = record or self._state.load()
         report = reading.result()
         now = self._clock()
         for region_report in report.regions:
@@ -210,6 +265,56 @@ class Guard:
         if alerts or final_fp != (record.fingerprint or "compliant"):
             self._state.save_report(final_fp, [f.to_dict() for f in final.findings], now if alerts else None)
         return Result("evaluated", None, event, final, alerts, outcomes, found=report)
+
+    # --- coverage (scheduled check only) ----------------------------------------------------------------------------
+
+    def _read_sight(self) -> list[RegionSight]:
+        assert self._coverage is not None
+        return self._coverage.read(self.settings.regions, self.settings.rule_names)
+
+    def _assess_coverage(self, sights: list[RegionSight], record: KeyRecord | None) -> CoverageReport:
+        canary = None
+        if self.settings.canary_role_arn and record is not None:
+            now = self._clock()
+            canary = CanaryClock(
+                since=record.canary_since if record.canary_since is not None else now,
+                arrivals=record.canary_arrivals,
+                max_age=self.settings.canary_max_age_seconds,
+                now=now,
+            )
+        return assess_coverage(
+            sights, home_region=self.settings.key.region, rule_names=self.settings.rule_names, canary=canary
+        )
+
+    def _scheduled(self, event: KeyEvent) -> Result:
+        """The key as every evaluation does it, and the guard's sight, read alongside it; coverage alerts on change."""
+        if self._coverage is None:
+            return self._evaluate(event)
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="scheduled-read") as pool:
+            reading = pool.submit(self._read)
+            sight = pool.submit(self._read_sight)
+            record = self._state.load()
+            result = self._evaluate(event, reading, record)
+            sights = sight.result()
+        coverage = self._assess_coverage(sights, record)
+        result.coverage = coverage
+        change = decide_coverage_alert(record.coverage, coverage)
+        if change is not None:
+            alert = render_coverage_alert(
+                CoverageChange(change.kind, record.coverage_codes),
+                coverage,
+                key_arn=self.settings.key_arn,
+                vendor_name=self.settings.vendor.name,
+                check_minutes=self.settings.check_interval_minutes,
+            )
+            self._notifier.publish(alert)
+            result.alerts.append(alert)
+        since = record.canary_since
+        if self.settings.canary_role_arn and since is None:
+            since = self._clock()
+        if change is not None or since != record.canary_since:
+            self._state.save_coverage(coverage.fingerprint(), coverage.codes, since)
+        return result
 
     # --- remediation --------------------------------------------------------------------------------------------
 

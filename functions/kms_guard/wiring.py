@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kms_guard.aws.clients import ClientFactory
+from kms_guard.aws.coverage import CoverageGateway
 from kms_guard.aws.identity import StsIdentity
 from kms_guard.aws.kms import KmsGateway
 from kms_guard.aws.notify import SnsNotifier
@@ -31,5 +32,14 @@ def wire(settings: Settings, clients: ClientFactory | None = None, **guard_optio
     )
     notifier: Notifier = SnsNotifier(clients, settings.topic_arn) if settings.topic_arn else CollectingNotifier()
     kms = KmsGateway(clients)
-    guard = Guard(settings, kms, kms, state, notifier, identity=StsIdentity(clients, home), **guard_options)
+    guard = Guard(
+        settings,
+        kms,
+        kms,
+        state,
+        notifier,
+        identity=StsIdentity(clients, home),
+        coverage=CoverageGateway(clients),
+        **guard_options,
+    )
     return Wired(guard, notifier, state)

@@ -10,6 +10,7 @@ from typing import Any
 
 CONDITIONAL_CHECK_FAILED = "ConditionalCheckFailedException"
 NOT_FOUND = "NotFoundException"
+RESOURCE_NOT_FOUND = "ResourceNotFoundException"
 
 
 def _error(exc: BaseException) -> dict[str, Any] | None:
