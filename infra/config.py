@@ -1,10 +1,10 @@
 """CDK context in, one frozen typed config out. Stacks never read context.
 
 Context keys (stable, design.md): keyArn (required), regions, alertEmails, remediation, restoreKeyState, dryRun,
-trustedPrincipals, checkSchedule, vendorAccount; the opt-in features securityHub, findingEvents, secondOpinion
-(booleans, default false). Values may come from cdk.json (JSON types) or `-c key=value`
-(strings), so lists accept a comma string and booleans accept "true"/"false". Every problem is reported, one clear
-line each, and the app exits without a traceback. No AWS call: the account and home Region come from the key ARN.
+trustedPrincipals, checkSchedule, vendorAccount; the opt-in features securityHub, findingEvents, secondOpinion and
+canary (booleans, default false). Values may come from cdk.json (JSON types) or `-c key=value` (strings), so lists
+accept a comma string and booleans accept "true"/"false". Every problem is reported, one clear line each, and the app
+exits without a traceback. No AWS call: the account and home Region come from the key ARN.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kms_guard.core.arns import ArnError, KeyArn, parse_multi_region_key_arn, parse_regions
+from kms_guard.core.coverage import CANARY_ROLE_NAME, RULE_NAMES
 from kms_guard.core.vendor import ACCOUNT_ID, ROCKSET_ACCOUNT
 from kms_guard.settings import ENV_NAMES, REMEDIATION_MODES, Remediation, SettingsError, build_settings
 
@@ -34,6 +35,7 @@ CONTEXT_KEYS = (
     "securityHub",
     "findingEvents",
     "secondOpinion",
+    "canary",
 )
 DEFAULT_SCHEDULE = "rate(15 minutes)"
 _EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[A-Za-z]{2,}$")
@@ -59,6 +61,8 @@ class GuardConfig:
     security_hub: bool = False
     finding_events: bool = False
     second_opinion: bool = False
+    canary: bool = False
+    """Opt-in: a guard-owned canary key per Region, tagged on the check's schedule, to prove the event path."""
 
     @property
     def account(self) -> str:
@@ -75,6 +79,21 @@ class GuardConfig:
     def key_arns(self) -> list[str]:
         """The key's ARN in every configured Region: the only KMS resources the guard may touch."""
         return [str(self.key.in_region(r)) for r in self.regions]
+
+    def rule_arns(self) -> list[str]:
+        """The guard's own EventBridge rules in every Region (the same names everywhere): what coverage reads."""
+        return [
+            f"arn:{self.key.partition}:events:{region}:{self.account}:rule/{name}"
+            for region in self.regions
+            for name in RULE_NAMES
+        ]
+
+    @property
+    def canary_role_arn(self) -> str | None:
+        """The canary function's role: a fixed name, so rules in every Region and the guard can know it."""
+        if not self.canary:
+            return None
+        return f"arn:{self.key.partition}:iam::{self.account}:role/{CANARY_ROLE_NAME}"
 
     @property
     def heartbeat(self) -> Heartbeat:
@@ -94,6 +113,9 @@ class GuardConfig:
             "dry_run": str(self.dry_run).lower(),
             "trusted_principals": ",".join(self.trusted_principals),
             "vendor_account": self.vendor_account,
+            "rule_names": ",".join(RULE_NAMES),
+            "check_interval_minutes": str(self.heartbeat.interval_minutes),
+            "canary_role_arn": self.canary_role_arn or "",
         }
         # The opt-in features are set only when on: a deployment without them carries no trace of them.
         for field, on in (
@@ -142,6 +164,7 @@ def config_from_context(context: Mapping[str, Any]) -> GuardConfig:
     security_hub = _as_bool(context.get("securityHub"), "securityHub", problems)
     finding_events = _as_bool(context.get("findingEvents"), "findingEvents", problems)
     second_opinion = _as_bool(context.get("secondOpinion"), "secondOpinion", problems)
+    canary = _as_bool(context.get("canary"), "canary", problems)
 
     schedule = str(context.get("checkSchedule") or DEFAULT_SCHEDULE).strip()
     try:
@@ -188,6 +211,7 @@ def config_from_context(context: Mapping[str, Any]) -> GuardConfig:
         security_hub=security_hub,
         finding_events=finding_events,
         second_opinion=second_opinion,
+        canary=canary,
     )
 
 

@@ -23,6 +23,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 from kms_guard.aws.access_analyzer import CHECK_ACTIONS
+from kms_guard.aws.coverage import RULE_READ_ACTIONS, TRAIL_LIST_ACTIONS, TRAIL_READ_ACTIONS
 from kms_guard.aws.finding_events import PUT_EVENTS_ACTIONS, default_bus_arn
 from kms_guard.aws.kms import KEY_STATE_ACTIONS, POLICY_WRITE_ACTIONS, READ_ACTIONS
 from kms_guard.aws.securityhub import IMPORT_ACTIONS, product_resource
@@ -101,6 +102,7 @@ class GuardFunction(Construct):
         code: lambda_.Code,
         alerts: AlertTopic,
         table: dynamodb.Table,
+        reads_coverage: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         self.log_group = logs.LogGroup(self, "Logs", retention=LOG_RETENTION, removal_policy=RemovalPolicy.DESTROY)
@@ -151,4 +153,26 @@ class GuardFunction(Construct):
             "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]",
             "Granted by topic.grant_publish on the alert topic's own key only (SNS encrypts each message with a data "
             "key); the guarded key gets exact actions.",
+        )
+        if reads_coverage:
+            self.grant_coverage_reads(config)
+
+    def grant_coverage_reads(self, config: GuardConfig) -> None:
+        """Read-only sight of the trails and the guard's own rules (kms_guard.aws.coverage declares the actions)."""
+        trails = f"arn:{config.key.partition}:cloudtrail:*:*:trail/*"
+        self.role.add_to_policy(iam.PolicyStatement(actions=list(TRAIL_LIST_ACTIONS), resources=["*"]))
+        self.role.add_to_policy(iam.PolicyStatement(actions=list(TRAIL_READ_ACTIONS), resources=[trails]))
+        self.role.add_to_policy(iam.PolicyStatement(actions=list(RULE_READ_ACTIONS), resources=config.rule_arns()))
+        acknowledge(
+            self.role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "cloudtrail:DescribeTrails has no resource-level permission (Service Authorization Reference, AWS "
+            "CloudTrail: no resource type for DescribeTrails), so it can only be granted on *; it is read-only.",
+        )
+        acknowledge(
+            self.role,
+            f"AwsSolutions-IAM5[Resource::{trails}]",
+            "GetTrailStatus and GetEventSelectors (read-only) on any trail: the customer's trails are not known at "
+            "deploy time, and a multi-Region or organization trail may be homed in any Region or, for an "
+            "organization trail, in the management account.",
         )

@@ -13,6 +13,7 @@ from aws_cdk import aws_events_targets as targets
 from constructs import Construct
 
 from infra.alerts import AlertTopic
+from infra.canary import CanaryFunction, CanaryKey
 from infra.config import GuardConfig
 from infra.function import EVENT_HANDLER, SCHEDULED_HANDLER, GuardFunction, function_code, powertools_layer
 from infra.monitoring import alarm_on, dlq_alarm, heartbeat_alarm
@@ -32,7 +33,9 @@ class GuardStack(Stack):
         layer = powertools_layer(self, config.key.partition, config.home_region)
         code = function_code()
 
-        def guard_function(construct_id: str, handler: str, description: str) -> GuardFunction:
+        def guard_function(
+            construct_id: str, handler: str, description: str, *, reads_coverage: bool = False
+        ) -> GuardFunction:
             return GuardFunction(
                 self,
                 construct_id,
@@ -44,15 +47,25 @@ class GuardStack(Stack):
                 code=code,
                 alerts=self.alerts,
                 table=self.state.table,
+                reads_coverage=reads_coverage,
             )
 
         self.event_function = guard_function(
             "KmsEventFunction", EVENT_HANDLER, "kms-guard: re-evaluates the key when a KMS event may have broken it"
         )
         self.scheduled_function = guard_function(
-            "ScheduledCheckFunction", SCHEDULED_HANDLER, "kms-guard: the scheduled check (safety net and heartbeat)"
+            "ScheduledCheckFunction",
+            SCHEDULED_HANDLER,
+            "kms-guard: the scheduled check (safety net, heartbeat, coverage self-check)",
+            reads_coverage=True,  # only the scheduled check reads coverage: events never pay for it
         )
-        self.rules = KmsEventRules(self, "KmsEvents", function=self.event_function.function)
+        self.rules = KmsEventRules(self, "KmsEvents", function=self.event_function.function, canary=config.canary)
+        self.canary: CanaryFunction | None = None
+        if config.canary:
+            CanaryKey(self, "CanaryKey")
+            self.canary = CanaryFunction(
+                self, "Canary", config=config, environment=environment, layer=layer, code=code, alerts=self.alerts
+            )
         CfnOutput(
             self,
             "GuardRoleArns",
@@ -101,7 +114,11 @@ class ForwarderStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, config: GuardConfig, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
         home_bus_arn = f"arn:{config.key.partition}:events:{config.home_region}:{config.account}:event-bus/default"
-        self.forwarders = Forwarders(self, "Forwarders", home_bus_arn=home_bus_arn, account=config.account)
+        self.forwarders = Forwarders(
+            self, "Forwarders", home_bus_arn=home_bus_arn, account=config.account, canary=config.canary
+        )
+        if config.canary:
+            CanaryKey(self, "CanaryKey")
         # CloudWatch alarm actions stay in their Region: this Region gets its own (encrypted) alert topic.
         self.alerts = AlertTopic(self, "Alerts", emails=config.alert_emails)
         dlq_alarm(self, "ForwardDlqAlarm", self.forwarders.dead_letter_queue, "a forwarded KMS event", self.alerts)

@@ -130,9 +130,11 @@ class _Story:
         return changed
 
     def redeploy(self, regions: list[str]) -> None:
-        """`cdk deploy` with a new Regions list: new containers, new settings; the table keeps the state."""
+        """`cdk deploy` with a new Regions list: new containers, new settings, the forwarder rules in the new Regions;
+        the table keeps the state."""
         from kms_guard.handlers import runtime
 
+        self.world.guard_rules([r for r in regions if r not in self.regions])
         self.regions = regions
         os.environ.update(self.environment())
         runtime.wired.cache_clear()

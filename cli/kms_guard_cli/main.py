@@ -1,6 +1,7 @@
 """The `kms-guard` command. Contract (commands, JSON fields, exit codes): design.md, "The kms-guard command".
 
-Exit codes: 0 compliant / handled, 1 non-compliant / cannot repair safely, 2 bad input, 3 at-risk.
+Exit codes: 0 compliant / handled, 1 non-compliant / cannot repair safely, 2 bad input, 3 at-risk, 4 (only with
+`--strict-coverage`) the key is fine but the guard is blind in some Region (its coverage is not "ok").
 Bad input never shows a traceback: one line on stderr that says what is wrong and where.
 """
 
@@ -16,6 +17,7 @@ from typing import Any, NoReturn, TextIO
 
 from kms_guard.core.arns import ArnError, KeyArn
 from kms_guard.core.compliance import PolicyAssessment, assess_policy
+from kms_guard.core.coverage import CoverageReport
 from kms_guard.core.findings import Finding, KeyReport, RegionReport, Verdict, verdict_of
 from kms_guard.core.policy import MAX_POLICY_BYTES, PolicyError, parse_policy
 from kms_guard.core.repair import guard_statement, plan_repair
@@ -32,6 +34,9 @@ EXIT_OK = 0
 EXIT_NON_COMPLIANT = 1
 EXIT_BAD_INPUT = 2
 EXIT_AT_RISK = 3
+EXIT_BLIND = 4
+"""`check` / `handle-event --strict-coverage`: the key is compliant (or the event handled) but coverage is not ok.
+A key problem keeps its own code: it matters more than the guard's sight."""
 
 VERDICT_EXIT: dict[Verdict, int] = {"compliant": EXIT_OK, "non-compliant": EXIT_NON_COMPLIANT, "at-risk": EXIT_AT_RISK}
 
@@ -295,19 +300,47 @@ def _print_report(report: KeyReport, vendor: VendorProfile, out: TextIO) -> None
             print("  " + render_finding(finding), file=out)
 
 
+_COVERAGE_TEXT = {"ok": "OK", "blind": "BLIND", "unknown": "UNKNOWN"}
+
+
+def _print_coverage(coverage: CoverageReport, out: TextIO) -> None:
+    verdict = coverage.verdict
+    note = "" if verdict == "ok" else " (the key's verdict is unaffected; changes there are seen by the schedule only)"
+    print(f"COVERAGE: {_COVERAGE_TEXT[verdict]}{note}", file=out)
+    for region in coverage.regions:
+        print(f"  {region.region:16} {_COVERAGE_TEXT[region.status]}", file=out)
+        for finding in region.findings:
+            print(f"    WARNING  {finding.code} [{finding.region}]: {finding.message}", file=out)
+            for command in finding.fix:
+                print(f"      fix: {command}", file=out)
+
+
+def _with_coverage(code: int, coverage: CoverageReport | None, strict: bool) -> int:
+    """Coverage changes the exit code only with --strict-coverage, and only where the key itself is fine."""
+    if strict and code == EXIT_OK and coverage is not None and coverage.verdict != "ok":
+        return EXIT_BLIND
+    return code
+
+
 def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     settings = _settings(args)
-    result = wire(settings).guard.check_result()
+    guard = wire(settings).guard
+    result = guard.check_result()
     report = result.report or KeyReport(settings.key_arn, ())
+    coverage = guard.check_coverage()
     if args.output == "json":
         payload = report.to_dict()
         if result.opinions:
             payload["second_opinion"] = second_opinion_dicts(report, result.opinions)
+        if coverage is not None:
+            payload["coverage"] = coverage.to_dict()
         _emit_json(payload, out)
     else:
         _print_report(report, settings.vendor, out)
         _print_opinions(report, result.opinions, out)
-    return VERDICT_EXIT[report.verdict]
+        if coverage is not None:
+            _print_coverage(coverage, out)
+    return _with_coverage(VERDICT_EXIT[report.verdict], coverage, args.strict_coverage)
 
 
 def _print_opinions(report: KeyReport, opinions: dict[str, Opinion], out: TextIO) -> None:
@@ -328,6 +361,10 @@ def cmd_handle_event(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         raise BadInput(f"{_source(args.file)}: event is not valid JSON: nested too deeply") from None
     wired = wire(settings)
     result = wired.guard.handle(event)
+    if result.decision == "evaluated" and result.coverage is None:
+        # The Lambda checks coverage on the schedule only (cost); from the command line it is always shown. An
+        # ignored event stays free of AWS calls.
+        result.coverage = wired.guard.check_coverage()
     printed = wired.notifier.alerts if isinstance(wired.notifier, CollectingNotifier) else []
     if args.output == "json":
         payload = result.to_dict()
@@ -349,11 +386,13 @@ def cmd_handle_event(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         for alert in result.alerts:
             where = "printed below" if printed else f"published to {settings.topic_arn}"
             print(f"  alert ({where}): {alert.subject}", file=out)
+        if result.coverage is not None:
+            _print_coverage(result.coverage, out)
         for alert in printed:
             print(f"\n--- {alert.subject}\n{alert.body}", file=out)
     if result.report is not None and result.report.verdict == "non-compliant":
         return EXIT_NON_COMPLIANT
-    return EXIT_OK
+    return _with_coverage(EXIT_OK, result.coverage, args.strict_coverage)
 
 
 def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -447,13 +486,20 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="confirm each Region's verdict with IAM Access Analyzer CheckNoNewAccess (charged per call)",
     )
+    live.add_argument(
+        "--strict-coverage",
+        action="store_true",
+        help="exit 4 when the key is fine but the guard's coverage is not ok (a Region where it cannot see events)",
+    )
 
     check = sub.add_parser(
         "check",
         parents=[common, live],
         help="evaluate the live key in every Region",
         description="Read the key (DescribeKey, GetKeyPolicy) in every Region with the default credentials "
-        "(AWS_ENDPOINT_URL honoured) and evaluate it. Exit 0 compliant, 1 non-compliant, 3 at-risk, 2 bad input.",
+        "(AWS_ENDPOINT_URL honoured) and evaluate it; then check the guard's coverage (trails, its rules) in every "
+        "Region. "
+        "Exit 0 compliant, 1 non-compliant, 3 at-risk, 2 bad input; 4 compliant but blind, with --strict-coverage.",
     )
     check.set_defaults(func=cmd_check)
 
@@ -461,8 +507,9 @@ def build_parser() -> argparse.ArgumentParser:
         "handle-event",
         parents=[common, live],
         help="run one EventBridge event through the same code path as the Lambda",
-        description="Exit 0 handled or ignored, 1 non-compliant, 2 bad input. Without --state-table no state is "
-        "kept; without --topic-arn alerts are printed instead of published.",
+        description="Exit 0 handled or ignored, 1 non-compliant, 2 bad input, 4 handled but blind with "
+        "--strict-coverage. Without --state-table no state is kept; without --topic-arn alerts are printed instead "
+        "of published.",
     )
     handle.add_argument("file", metavar="FILE", help="EventBridge event JSON file, or - for stdin")
     handle.add_argument("--remediation", default="off", help="off (default) | restore-statement | revert")

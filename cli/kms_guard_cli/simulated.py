@@ -1,7 +1,9 @@
 """One simulated AWS account, for the demo, the functional tests and the benchmark (built here and nowhere else).
 
 A customer account in moto: a multi-Region key with replicas, each replica with its own key policy, the guard's state
-table, its alert topic and an SQS queue subscribed to it (alerts are read exactly as a subscriber receives them). The
+table, its alert topic and an SQS queue subscribed to it (alerts are read exactly as a subscriber receives them); and,
+unless asked otherwise, what lets the guard see events (a logging multi-Region trail, the guard's rules in every
+Region), so its coverage self-check is "ok" until a test breaks it (`trail`, `guard_rules`). The
 guard gets its own boto3 session, instrumented: it counts calls, can add latency to each, and can fail chosen calls,
 so a test sees what the guard does without the account's own set-up and inspection calls mixed in.
 
@@ -29,6 +31,7 @@ import botocore.session
 from botocore.awsrequest import AWSResponse
 from kms_guard.aws.clients import ClientFactory
 from kms_guard.aws.state import create_table_request
+from kms_guard.core.coverage import RULE_NAMES
 from kms_guard.core.repair import guard_statement
 from kms_guard.core.vendor import ROCKSET
 from kms_guard.guard import Guard
@@ -102,9 +105,11 @@ class SimulatedAccount:
         queue: str = "security-team",
         endpoint_url: str | None = None,
         description: str = "Rockset CMK",
+        covered: bool = True,
     ) -> SimulatedAccount:
         """The key (primary in `regions[0]`, a replica in each other Region, `policy` in every one; by default the
-        account's administrators and the vendor's grant), the state table, the topic and its subscriber queue."""
+        account's administrators and the vendor's grant), the state table, the topic and its subscriber queue; with
+        `covered`, a logging multi-Region trail and the guard's rules in every Region."""
         admin = boto3.Session(region_name=regions[0])
 
         def client(service: str, region: str) -> Any:
@@ -141,6 +146,9 @@ class SimulatedAccount:
             endpoint_url=endpoint_url,
         )
         simulated._instrument()
+        if covered:
+            simulated.trail("management-events")
+            simulated.guard_rules(regions)
         return simulated
 
     # --- the account, as its administrators see it ---------------------------------------------------------------
@@ -234,6 +242,49 @@ class SimulatedAccount:
                 out.append(json.loads(message["Body"]))
                 sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
         return out
+
+    # --- what lets the guard see events (coverage) ------------------------------------------------------------------
+
+    def trail(
+        self,
+        name: str,
+        *,
+        region: str | None = None,
+        multi_region: bool = True,
+        logging: bool = True,
+        event_selectors: list[dict[str, Any]] | None = None,
+        advanced_selectors: list[dict[str, Any]] | None = None,
+    ) -> str:
+        """A CloudTrail trail homed in `region` (default: the key's), with its own S3 bucket; returns its ARN."""
+        home = region or self.home
+        bucket = f"trail-{name}-{home}".lower()[:63]
+        s3 = self.client("s3", home)
+        if home == "us-east-1":
+            s3.create_bucket(Bucket=bucket)
+        else:
+            s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": home})
+        cloudtrail = self.client("cloudtrail", home)
+        arn = str(cloudtrail.create_trail(Name=name, S3BucketName=bucket, IsMultiRegionTrail=multi_region)["TrailARN"])
+        if logging:
+            cloudtrail.start_logging(Name=name)
+        if event_selectors is not None:
+            cloudtrail.put_event_selectors(TrailName=name, EventSelectors=event_selectors)
+        if advanced_selectors is not None:
+            cloudtrail.put_event_selectors(TrailName=name, AdvancedEventSelectors=advanced_selectors)
+        return arn
+
+    def delete_trails(self) -> None:
+        """Remove every trail homed in the account's Regions that have one (the account goes blind)."""
+        for region in {self.home, HOME, REPLICA, THIRD}:
+            cloudtrail = self.client("cloudtrail", region)
+            for trail in cloudtrail.describe_trails(includeShadowTrails=False)["trailList"]:
+                cloudtrail.delete_trail(Name=trail["Name"])
+
+    def guard_rules(self, regions: tuple[str, ...] | list[str], names: tuple[str, ...] = RULE_NAMES) -> None:
+        """The guard's rules, as the CDK app names them, in each Region (a pattern stand-in: only names are read)."""
+        for region in regions:
+            for name in names:
+                self.client("events", region).put_rule(Name=name, EventPattern=json.dumps({"source": ["aws.kms"]}))
 
     # --- events ----------------------------------------------------------------------------------------------------
 

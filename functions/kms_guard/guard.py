@@ -13,6 +13,9 @@ Order of work, chosen so that nothing is lost when a call fails half-way, and so
 Opt-in (design.md, "Findings outside SNS"): after the read, a second opinion per Region from a policy reasoner (a
 disagreement is VERDICT_DISPUTED and holds that Region's repairs; a policy about to be written must pass it too);
 with the alerts, the change is handed to finding sinks (Security Hub, EventBridge), which never fail an evaluation.
+The scheduled check also checks the guard's own sight (core.coverage: trails and the guard's rules in every Region,
+read alongside the key) and alerts when it changes; events never pay for that. Canary events (opt-in) are recognised
+before anything else, recorded as the arrival of that Region's canary, and never taken for a change to the key.
 Any exception releases the claim and propagates: Lambda retries, then the dead-letter queue keeps the event.
 """
 
@@ -30,6 +33,16 @@ from kms_guard.core.alerts import Alert, Reported, decide_alerts, fingerprint, r
 from kms_guard.core.arns import KeyArn
 from kms_guard.core.asff import remember_first_seen
 from kms_guard.core.compliance import RegionObservation, assess_key, assess_region
+from kms_guard.core.coverage import (
+    CanaryClock,
+    CoverageChange,
+    CoverageReport,
+    RegionSight,
+    assess_coverage,
+    canary_region,
+    decide_coverage_alert,
+    render_coverage_alert,
+)
 from kms_guard.core.events import Ignored, KeyEvent, parse_event, scheduled_event
 from kms_guard.core.findings import Code, KeyReport, RegionReport
 from kms_guard.core.remediation import Outcome, RegionPlan, plan_region
@@ -78,6 +91,13 @@ class KeyRecord:
     baselines: dict[str, str] = field(default_factory=dict)
     holds: dict[str, str] = field(default_factory=dict)
     """Region -> fingerprint of its findings when a trusted principal (or the guard) made them: do not repair."""
+    coverage: str | None = None
+    """Fingerprint of the coverage last reported (core.coverage); None when never checked."""
+    coverage_codes: tuple[str, ...] = ()
+    canary_since: float | None = None
+    """When the scheduled check first expected canaries (the canary is opt-in)."""
+    canary_arrivals: dict[str, float] = field(default_factory=dict)
+    """Region -> when its last canary event reached the guard."""
 
 
 class StateStore(Protocol):
@@ -92,6 +112,15 @@ class StateStore(Protocol):
     def set_hold(self, region: str, fingerprint: str | None) -> None: ...
     def take_write_slot(self, region: str, now: float, limit: int) -> bool: ...
     def log_remediation(self, region: str, now: float, entry: dict[str, Any]) -> None: ...
+    def save_coverage(self, fingerprint: str, codes: tuple[str, ...], canary_since: float | None) -> None: ...
+    def record_canary(self, region: str, now: float) -> None: ...
+
+
+class CoverageReader(Protocol):
+    """Reads the guard's sight per Region (trails, the guard's rules); never raises: what it cannot read is an error
+    in the sight (COVERAGE_UNREADABLE, never ok)."""
+
+    def read(self, regions: Sequence[str], rule_names: Sequence[str]) -> list[RegionSight]: ...
 
 
 class Notifier(Protocol):
@@ -152,6 +181,10 @@ class Result:
     """The key as first read, before any repair."""
     opinions: dict[str, Opinion] = field(default_factory=dict)
     """Region -> the second opinion on the key as found (opt-in; empty when off)."""
+    coverage: CoverageReport | None = None
+    """The guard's sight (scheduled check only); apart from the key's verdict."""
+    canary_region: str | None = None
+    """A canary event: the Region whose event path it proved."""
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"decision": self.decision}
@@ -166,6 +199,10 @@ class Result:
         out["remediation"] = [o.to_dict() for o in self.remediation]
         if self.opinions:
             out["second_opinion"] = second_opinion_dicts(self.found or self.report, self.opinions)
+        if self.coverage is not None:
+            out["coverage"] = self.coverage.to_dict()
+        if self.canary_region is not None:
+            out["canary"] = {"region": self.canary_region}
         return out
 
 
@@ -191,6 +228,7 @@ class Guard:
         identity: Identity | None = None,
         sinks: Sequence[FindingSink] = (),
         reasoner: PolicyReasoner | None = None,
+        coverage: CoverageReader | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         verify_attempts: int = VERIFY_ATTEMPTS,
@@ -203,6 +241,7 @@ class Guard:
         self._identity = identity or NoIdentity()
         self._sinks = tuple(sinks)
         self._reasoner = reasoner
+        self._coverage = coverage
         self._clock = clock
         self._sleep = sleep
         self._verify_attempts = verify_attempts
@@ -210,11 +249,19 @@ class Guard:
     # --- entry points -------------------------------------------------------------------------------------------
 
     def handle(self, raw_event: Any) -> Result:
+        canary = canary_region(raw_event, self.settings.canary_role_arn)
+        if canary is not None:
+            self._state.record_canary(canary, self._clock())
+            return Result(
+                "ignored",
+                f"canary event from {canary}: the event path from there works (recorded)",
+                canary_region=canary,
+            )
         parsed = parse_event(raw_event, self.settings.key)
         if isinstance(parsed, Ignored):
             return Result("ignored", parsed.reason)
         if parsed.is_scheduled:
-            return self._evaluate(parsed)
+            return self._scheduled(parsed)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="key-read") as pool:
             reading = pool.submit(self._read)  # overlaps with the claim and the state load below
             if not self._state.claim_event(parsed.event_id, self._clock()):
@@ -232,7 +279,7 @@ class Guard:
         event = scheduled_event(
             str((raw_event or {}).get("id", "scheduled")), self.settings.key.region, (raw_event or {}).get("time")
         )
-        return self._evaluate(event)
+        return self._scheduled(event)
 
     def check(self) -> KeyReport:
         """Read-only evaluation of the live key (no state, alerts or writes)."""
@@ -245,17 +292,25 @@ class Guard:
         self._publish_findings(KeyRecord(), report, report, self._clock())
         return Result("evaluated", None, None, report, found=report, opinions=opinions)
 
+    def check_coverage(self) -> CoverageReport | None:
+        """Read-only check of the guard's sight (no state, alerts or canary); None without a coverage reader."""
+        if self._coverage is None:
+            return None
+        return self._assess_coverage(self._read_sight(), None)
+
     # --- the flow -----------------------------------------------------------------------------------------------
 
     def _read(self) -> KeyReport:
         arns = {region: self.settings.region_key_arn(region) for region in self.settings.regions}
         return assess_key(self.settings.key_arn, self._reader.read_all(arns), self.settings.vendor)
 
-    def _evaluate(self, event: KeyEvent, reading: Future[KeyReport] | None = None) -> Result:
+    def _evaluate(
+        self, event: KeyEvent, reading: Future[KeyReport] | None = None, record: KeyRecord | None = None
+    ) -> Result:
         if reading is None:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="key-read") as pool:
-                return self._evaluate(event, pool.submit(self._read))
-        record = self._state.load()
+                return self._evaluate(event, pool.submit(self._read), record)
+        record = record or self._state.load()
         report, opinions = self._review(reading.result())
         now = self._clock()
         for region_report in report.regions:
@@ -316,6 +371,56 @@ class Guard:
         )
         for sink in self._sinks:
             sink.publish(update)
+
+    # --- coverage (scheduled check only) ----------------------------------------------------------------------------
+
+    def _read_sight(self) -> list[RegionSight]:
+        assert self._coverage is not None
+        return self._coverage.read(self.settings.regions, self.settings.rule_names)
+
+    def _assess_coverage(self, sights: list[RegionSight], record: KeyRecord | None) -> CoverageReport:
+        canary = None
+        if self.settings.canary_role_arn and record is not None:
+            now = self._clock()
+            canary = CanaryClock(
+                since=record.canary_since if record.canary_since is not None else now,
+                arrivals=record.canary_arrivals,
+                max_age=self.settings.canary_max_age_seconds,
+                now=now,
+            )
+        return assess_coverage(
+            sights, home_region=self.settings.key.region, rule_names=self.settings.rule_names, canary=canary
+        )
+
+    def _scheduled(self, event: KeyEvent) -> Result:
+        """The key as every evaluation does it, and the guard's sight, read alongside it; coverage alerts on change."""
+        if self._coverage is None:
+            return self._evaluate(event)
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="scheduled-read") as pool:
+            reading = pool.submit(self._read)
+            sight = pool.submit(self._read_sight)
+            record = self._state.load()
+            result = self._evaluate(event, reading, record)
+            sights = sight.result()
+        coverage = self._assess_coverage(sights, record)
+        result.coverage = coverage
+        change = decide_coverage_alert(record.coverage, coverage)
+        if change is not None:
+            alert = render_coverage_alert(
+                CoverageChange(change.kind, record.coverage_codes),
+                coverage,
+                key_arn=self.settings.key_arn,
+                vendor_name=self.settings.vendor.name,
+                check_minutes=self.settings.check_interval_minutes,
+            )
+            self._notifier.publish(alert)
+            result.alerts.append(alert)
+        since = record.canary_since
+        if self.settings.canary_role_arn and since is None:
+            since = self._clock()
+        if change is not None or since != record.canary_since:
+            self._state.save_coverage(coverage.fingerprint(), coverage.codes, since)
+        return result
 
     # --- remediation --------------------------------------------------------------------------------------------
 

@@ -38,6 +38,10 @@ class MemoryState:
                 self.record.alerted_at,
                 dict(self.record.baselines),
                 dict(self.record.holds),
+                self.record.coverage,
+                self.record.coverage_codes,
+                self.record.canary_since,
+                dict(self.record.canary_arrivals),
             )
 
     def save_report(self, fingerprint: str, findings: list[dict[str, Any]], alerted_at: float | None) -> None:
@@ -69,6 +73,15 @@ class MemoryState:
     def log_remediation(self, region: str, now: float, entry: dict[str, Any]) -> None:
         with self._lock:
             self.log.append({"region": region, "at": now, **entry})
+
+    def save_coverage(self, fingerprint: str, codes: tuple[str, ...], canary_since: float | None) -> None:
+        with self._lock:
+            self.record.coverage, self.record.coverage_codes = fingerprint, tuple(codes)
+            self.record.canary_since = canary_since
+
+    def record_canary(self, region: str, now: float) -> None:
+        with self._lock:
+            self.record.canary_arrivals[region] = max(now, self.record.canary_arrivals.get(region, now))
 
 
 class CollectingNotifier:

@@ -3,7 +3,9 @@
 Environment variables (stable, design.md "Lambda settings"): KMS_GUARD_KEY_ARN, KMS_GUARD_REGIONS, KMS_GUARD_TOPIC_ARN,
 KMS_GUARD_STATE_TABLE, KMS_GUARD_REMEDIATION (off | restore-statement | revert), KMS_GUARD_RESTORE_KEY_STATE,
 KMS_GUARD_DRY_RUN, KMS_GUARD_TRUSTED_PRINCIPALS, KMS_GUARD_VENDOR_ACCOUNT; the opt-in features KMS_GUARD_SECURITY_HUB,
-KMS_GUARD_FINDING_EVENTS, KMS_GUARD_SECOND_OPINION (`true`/`false`, off when absent). A bad value raises
+KMS_GUARD_FINDING_EVENTS, KMS_GUARD_SECOND_OPINION (`true`/`false`, off when absent); for the coverage self-check
+KMS_GUARD_RULE_NAMES (the guard's rules, the same names in every Region), KMS_GUARD_CHECK_INTERVAL_MINUTES (how often
+the scheduled check runs) and, with the opt-in canary, KMS_GUARD_CANARY_ROLE_ARN. A bad value raises
 `SettingsError` naming the variable, so a misconfigured function fails its cold start loudly instead of guarding
 nothing.
 """
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from kms_guard.core.arns import ArnError, KeyArn, parse_multi_region_key_arn, parse_regions
+from kms_guard.core.coverage import RULE_NAMES
 from kms_guard.core.vendor import ACCOUNT_ID, ROCKSET, VendorProfile
 
 Remediation = Literal["off", "restore-statement", "revert"]
@@ -29,6 +32,12 @@ REMINDER_SECONDS = 3600
 _PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:(?:iam|sts)::\d{12}:[\w+=,.@/-]+$")
 _TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]{1,256}$")
 _TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+_RULE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
+CHECK_INTERVAL_MINUTES = 15
+"""The scheduled check's default interval (the CDK default `rate(15 minutes)`)."""
+CANARY_GRACE_MINUTES = 15
+"""Beyond two check intervals, how late a canary may be (CloudTrail to EventBridge is best effort, usually minutes)."""
 
 
 class SettingsError(ValueError):
@@ -54,6 +63,16 @@ class Settings:
     """Opt-in: one EventBridge event per change of findings (home Region default bus)."""
     second_opinion: bool = False
     """Opt-in: IAM Access Analyzer CheckNoNewAccess confirms the verdict and every policy written."""
+    rule_names: tuple[str, ...] = RULE_NAMES
+    check_interval_minutes: int = CHECK_INTERVAL_MINUTES
+    canary_role_arn: str | None = None
+    """The canary's role (context `canary`); None: no canary."""
+
+    @property
+    def canary_max_age_seconds(self) -> int:
+        """How old a Region's last canary may be: two check intervals (the canary runs on the check's schedule, so
+        one run may land just after a check) plus a grace for CloudTrail's delivery."""
+        return (2 * self.check_interval_minutes + CANARY_GRACE_MINUTES) * 60
 
     @property
     def key_arn(self) -> str:
@@ -81,6 +100,9 @@ def build_settings(
     security_hub: bool | str = False,
     finding_events: bool | str = False,
     second_opinion: bool | str = False,
+    rule_names: str | list[str] | tuple[str, ...] | None = None,
+    check_interval_minutes: int | str | None = None,
+    canary_role_arn: str | None = None,
     names: Mapping[str, str] | None = None,
 ) -> Settings:
     """Validate raw values. `names` maps each field to how the user spelled it (env var or CLI flag) for errors."""
@@ -116,6 +138,21 @@ def build_settings(
                 f"{name('vendor_account')}: must be a 12-digit AWS account ID, not {vendor_account[:40]!r}"
             )
         vendor = ROCKSET.with_account(vendor_account)
+    rules = _list(rule_names) or RULE_NAMES
+    for rule in rules:
+        if not _RULE_NAME.match(rule):
+            raise SettingsError(f"{name('rule_names')}: not an EventBridge rule name: {rule[:80]!r}")
+    interval = CHECK_INTERVAL_MINUTES
+    if check_interval_minutes not in (None, ""):
+        text = str(check_interval_minutes).strip()
+        if not text.isdigit() or int(text) < 1:
+            raise SettingsError(
+                f"{name('check_interval_minutes')}: must be a whole number of minutes, not {text[:20]!r}"
+            )
+        interval = int(text)
+    canary_role = (canary_role_arn or "").strip() or None
+    if canary_role and not _ROLE_ARN.match(canary_role):
+        raise SettingsError(f"{name('canary_role_arn')}: not an IAM role ARN: {canary_role[:120]!r}")
     return Settings(
         key=key,
         regions=region_list,
@@ -129,6 +166,9 @@ def build_settings(
         security_hub=_bool(security_hub, name("security_hub")),
         finding_events=_bool(finding_events, name("finding_events")),
         second_opinion=_bool(second_opinion, name("second_opinion")),
+        rule_names=rules,
+        check_interval_minutes=interval,
+        canary_role_arn=canary_role,
     )
 
 
@@ -145,6 +185,9 @@ ENV_NAMES = {
     "security_hub": "KMS_GUARD_SECURITY_HUB",
     "finding_events": "KMS_GUARD_FINDING_EVENTS",
     "second_opinion": "KMS_GUARD_SECOND_OPINION",
+    "rule_names": "KMS_GUARD_RULE_NAMES",
+    "check_interval_minutes": "KMS_GUARD_CHECK_INTERVAL_MINUTES",
+    "canary_role_arn": "KMS_GUARD_CANARY_ROLE_ARN",
 }
 
 
@@ -166,6 +209,9 @@ def settings_from_env(environ: Mapping[str, str]) -> Settings:
         security_hub=environ.get(ENV_NAMES["security_hub"], "false"),
         finding_events=environ.get(ENV_NAMES["finding_events"], "false"),
         second_opinion=environ.get(ENV_NAMES["second_opinion"], "false"),
+        rule_names=environ.get(ENV_NAMES["rule_names"]),
+        check_interval_minutes=environ.get(ENV_NAMES["check_interval_minutes"]),
+        canary_role_arn=environ.get(ENV_NAMES["canary_role_arn"]),
         names=ENV_NAMES,
     )
 

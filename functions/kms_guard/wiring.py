@@ -7,6 +7,7 @@ from typing import Any
 
 from kms_guard.aws.access_analyzer import AccessAnalyzerReasoner
 from kms_guard.aws.clients import ClientFactory
+from kms_guard.aws.coverage import CoverageGateway
 from kms_guard.aws.finding_events import EventBridgeSink
 from kms_guard.aws.identity import StsIdentity
 from kms_guard.aws.kms import KmsGateway
@@ -49,6 +50,7 @@ def wire(settings: Settings, clients: ClientFactory | None = None, **guard_optio
         identity=StsIdentity(clients, home),
         sinks=sinks,
         reasoner=reasoner,
+        coverage=CoverageGateway(clients),
         **guard_options,
     )
     return Wired(guard, notifier, state)

@@ -271,3 +271,55 @@ def test_handle_event_not_json_is_bad_input(world: World) -> None:
     result = world["run"]("handle-event", "-", "--key-arn", world["arn"], stdin="{nope")
     assert result.returncode == 2
     assert "stdin: event is not valid JSON" in result.stderr
+
+
+# --- coverage (issue 11: 3) -------------------------------------------------------------------------------------------
+
+
+def test_check_prints_coverage_apart_from_the_verdict_and_strict_coverage_sets_exit_4(world: World) -> None:
+    regions = f"{HOME},{REPLICA}"
+    ok = world["run"]("check", "--key-arn", world["arn"], "--regions", regions, "--output", "json")
+    assert ok.returncode == 0, ok.stderr
+    coverage = json.loads(ok.stdout)["coverage"]
+    assert coverage["verdict"] == "ok"
+    assert [(r["region"], r["status"], r["findings"]) for r in coverage["regions"]] == [
+        (HOME, "ok", []),
+        (REPLICA, "ok", []),
+    ]
+
+    world["client"]("cloudtrail").stop_logging(Name="management-events")
+    blind = world["run"]("check", "--key-arn", world["arn"], "--regions", regions, "--output", "json")
+    assert blind.returncode == 0, blind.stderr  # coverage leaves the key's verdict and exit code alone
+    payload = json.loads(blind.stdout)
+    assert payload["verdict"] == "compliant"
+    assert payload["coverage"]["verdict"] == "blind"
+    assert {f["code"] for r in payload["coverage"]["regions"] for f in r["findings"]} == {"TRAIL_NOT_LOGGING"}
+
+    strict = world["run"]("check", "--key-arn", world["arn"], "--regions", regions, "--strict-coverage")
+    assert strict.returncode == 4, strict.stderr
+    assert "COMPLIANT" in strict.stdout
+    assert "COVERAGE: BLIND" in strict.stdout
+    assert "TRAIL_NOT_LOGGING" in strict.stdout
+    assert "fix: aws cloudtrail start-logging --region us-west-2 --name arn:aws:cloudtrail:" in strict.stdout
+
+
+def test_strict_coverage_never_hides_a_key_problem(world: World) -> None:
+    world["client"]("cloudtrail").stop_logging(Name="management-events")
+    world["client"]("kms", REPLICA).disable_key(KeyId=world["key_id"])
+    result = world["run"]("check", "--key-arn", world["arn"], "--regions", f"{HOME},{REPLICA}", "--strict-coverage")
+    assert result.returncode == 1, result.stderr
+
+
+def test_handle_event_prints_coverage(world: World) -> None:
+    world["client"]("events", REPLICA).disable_rule(Name="kms-guard-kms-api-calls")
+    argv = ("handle-event", world["event"]("enable-key"), "--key-arn", world["arn"], "--regions", f"{HOME},{REPLICA}")
+    result = world["run"](*argv, "--output", "json")
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["decision"] == "evaluated"
+    [finding] = [f for r in payload["coverage"]["regions"] for f in r["findings"]]
+    assert (finding["code"], finding["region"]) == ("GUARD_RULE_MISSING", REPLICA)
+    assert finding["fix"] == [f"aws events enable-rule --region {REPLICA} --name kms-guard-kms-api-calls"]
+    strict = world["run"](*argv, "--strict-coverage")
+    assert strict.returncode == 4
+    assert "COVERAGE: BLIND" in strict.stdout

@@ -15,8 +15,10 @@ import boto3
 import pytest
 from aws_cdk.assertions import Template
 from aws_cdk.cx_api import CloudFormationStackArtifact
+from kms_guard.aws.coverage import RULE_READ_ACTIONS, TRAIL_LIST_ACTIONS, TRAIL_READ_ACTIONS
 from kms_guard.aws.kms import KEY_STATE_ACTIONS, POLICY_WRITE_ACTIONS, READ_ACTIONS
 from kms_guard.aws.state import STATE_ACTIONS
+from kms_guard.core.coverage import RULE_NAMES
 from moto import mock_aws
 
 from infra.function import FUNCTIONS_DIR, LAMBDA_RUNTIME, TESTED_PYTHON
@@ -26,6 +28,12 @@ from tests.support import EVENTS, load_event
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY_ARNS = [KEY_ARN.replace("us-west-2", r) for r in REGIONS]
+RULE_ARNS = [f"arn:aws:events:{r}:111122223333:rule/{name}" for r in REGIONS for name in RULE_NAMES]
+COVERAGE_GRANTS = {
+    json.dumps("*"): list(TRAIL_LIST_ACTIONS),
+    json.dumps("arn:aws:cloudtrail:*:*:trail/*"): list(TRAIL_READ_ACTIONS),
+    json.dumps(RULE_ARNS): list(RULE_READ_ACTIONS),
+}
 
 
 def resources(template: Template, kind: str) -> dict[str, Any]:
@@ -91,6 +99,8 @@ def test_each_role_reaches_only_its_topic_table_log_group_and_dlq(on: Built) -> 
             json.dumps({"Fn::GetAtt": [dlq, "Arn"]}): ["sqs:SendMessage"],
             json.dumps(KEY_ARNS): list(READ_ACTIONS) + list(POLICY_WRITE_ACTIONS) + list(KEY_STATE_ACTIONS),
         }
+        if function_id == "ScheduledCheckFunction":  # the coverage self-check runs on the schedule only
+            allowed |= COVERAGE_GRANTS
         statements = [(a, r) for lid, a, r in policy_statements(home) if lid.startswith(f"{function_id}Role")]
         assert sorted(json.dumps(r) for _, r in statements) == sorted(allowed), function_id
         for actions, resource in statements:

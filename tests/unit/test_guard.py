@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from kms_guard.core.alerts import Alert, AlertKind, Reported, decide_alerts
 from kms_guard.core.compliance import RegionObservation, assess_key
+from kms_guard.core.coverage import RegionSight, Rule, Trail
 from kms_guard.core.findings import KeyReport
 from kms_guard.core.remediation import Outcome
 from kms_guard.core.second_opinion import Opinion, Reason
@@ -781,3 +782,185 @@ def test_check_hands_the_findings_to_the_sinks_as_new() -> None:
     assert update.previous == ()
     assert update.final == report
     assert w.state.record.fingerprint is None  # check keeps no state
+
+
+# --- coverage: the guard's own sight (scheduled check only) and the canary ----------------------------------------
+
+CANARY_ROLE = "arn:aws:iam::111122223333:role/kms-guard-canary"
+TRAIL_ARN = "arn:aws:cloudtrail:us-west-2:111122223333:trail/management"
+
+
+@dataclass
+class FakeSight:
+    """The guard's sight per Region (implements CoverageReader): a trail and the guard's rules, breakable."""
+
+    logging: dict[str, bool] = field(default_factory=lambda: {HOME: True, REPLICA: True})
+    rules_missing: set[str] = field(default_factory=set)
+    unreadable: set[str] = field(default_factory=set)
+    reads: int = 0
+
+    def read(self, regions: Any, rule_names: Any) -> list[RegionSight]:
+        self.reads += 1
+        sights = []
+        for region in regions:
+            if region in self.unreadable:
+                sights.append(RegionSight(region, trails_error="AccessDeniedException: no", rules=()))
+                continue
+            trail = Trail(TRAIL_ARN, "management", region, logging=self.logging.get(region, True))
+            rules = tuple(Rule(n, None if region in self.rules_missing else "ENABLED") for n in rule_names)
+            sights.append(RegionSight(region, (trail,), rules=rules))
+        return sights
+
+
+def covered_world(sight: FakeSight, **settings: Any) -> World:
+    w = world(**settings)
+    w.guard = Guard(
+        w.guard.settings, w.keys, w.keys, w.state, w.notifier, identity=w.identity, coverage=sight, clock=w.clock
+    )
+    return w
+
+
+def coverage_alerts(w: World) -> list[Any]:
+    return [a for a in w.alerts if a.subject.startswith("[COVERAGE")]
+
+
+def test_a_blind_region_alerts_once_as_a_coverage_warning_and_leaves_the_key_alone() -> None:
+    sight = FakeSight(logging={HOME: True, REPLICA: False})
+    w = covered_world(sight)
+    result = w.guard.scheduled_check({"id": "1"})
+    assert result.report is not None
+    assert result.report.verdict == "compliant"
+    assert result.coverage is not None
+    assert result.coverage.verdict == "blind"
+    [alert] = w.alerts
+    assert alert.subject.startswith("[COVERAGE] Rockset key")
+    assert REPLICA in alert.subject
+    assert alert.severity == "warning"
+    assert alert.codes == ("TRAIL_NOT_LOGGING",)
+    assert "aws cloudtrail start-logging" in alert.body
+    assert result.to_dict()["coverage"]["verdict"] == "blind"
+
+    w.clock.now += 900
+    w.guard.scheduled_check({"id": "2"})
+    assert len(w.alerts) == 1  # nothing changed: quiet (no reminder for coverage)
+
+    sight.rules_missing = {REPLICA}
+    w.clock.now += 900
+    w.guard.scheduled_check({"id": "3"})
+    assert [a.kind for a in coverage_alerts(w)] == ["problem", "changed"]
+
+    sight.logging[REPLICA], sight.rules_missing = True, set()
+    w.clock.now += 900
+    w.guard.scheduled_check({"id": "4"})
+    assert [a.kind for a in coverage_alerts(w)] == ["problem", "changed", "resolved"]
+    assert w.alerts[-1].subject.startswith("[COVERAGE OK]")
+    assert "Before: GUARD_RULE_MISSING, TRAIL_NOT_LOGGING" in w.alerts[-1].body
+
+
+def test_full_coverage_from_the_first_check_sends_nothing() -> None:
+    w = covered_world(FakeSight())
+    result = w.guard.scheduled_check({"id": "1"})
+    assert result.coverage is not None
+    assert result.coverage.verdict == "ok"
+    assert w.alerts == []
+
+
+def test_an_unreadable_region_is_blind_never_ok() -> None:
+    w = covered_world(FakeSight(unreadable={REPLICA}))
+    result = w.guard.scheduled_check({"id": "1"})
+    assert result.coverage is not None
+    assert result.coverage.verdict == "blind"
+    assert [r.status for r in result.coverage.regions] == ["ok", "unknown"]
+    assert coverage_alerts(w)[0].codes == ("COVERAGE_UNREADABLE",)
+
+
+def test_events_never_pay_for_the_coverage_check() -> None:
+    sight = FakeSight(logging={HOME: False, REPLICA: False})
+    w = covered_world(sight)
+    result = w.guard.handle(policy_event())
+    assert result.decision == "evaluated"
+    assert sight.reads == 0
+    assert result.coverage is None
+    assert coverage_alerts(w) == []
+
+
+def test_a_scheduled_event_through_handle_checks_coverage_like_the_lambda() -> None:
+    sight = FakeSight(logging={HOME: False, REPLICA: True})
+    w = covered_world(sight)
+    result = w.guard.handle(load_event("scheduled-check"))
+    assert sight.reads == 1
+    assert result.coverage is not None
+    assert result.coverage.verdict == "blind"
+
+
+def test_check_coverage_is_read_only() -> None:
+    sight = FakeSight(logging={HOME: True, REPLICA: False})
+    w = covered_world(sight)
+    report = w.guard.check_coverage()
+    assert report is not None
+    assert report.verdict == "blind"
+    assert w.alerts == []
+    assert w.state.record.coverage is None
+
+
+def canary_from(region: str) -> Any:
+    event = load_event("canary-tag-resource")
+    event["region"] = event["detail"]["awsRegion"] = region
+    return event
+
+
+def test_a_canary_event_is_recorded_and_never_taken_for_the_key() -> None:
+    w = covered_world(FakeSight(), canary_role_arn=CANARY_ROLE)
+    result = w.guard.handle(canary_from(REPLICA))
+    assert result.decision == "ignored"
+    assert result.canary_region == REPLICA
+    assert result.to_dict()["canary"] == {"region": REPLICA}
+    assert w.keys.reads == 0
+    assert w.state.record.canary_arrivals == {REPLICA: w.clock.now}
+
+
+def test_without_the_canary_setting_a_canary_shaped_event_is_just_another_event() -> None:
+    w = covered_world(FakeSight())
+    result = w.guard.handle(canary_from(REPLICA))
+    assert result.decision == "ignored"
+    assert result.canary_region is None
+    assert w.state.record.canary_arrivals == {}
+
+
+def test_a_region_whose_canary_stops_arriving_is_event_path_silent_then_recovers() -> None:
+    w = covered_world(FakeSight(), canary_role_arn=CANARY_ROLE)
+    limit = w.guard.settings.canary_max_age_seconds
+    assert limit == (2 * 15 + 15) * 60
+    first = w.guard.scheduled_check({"id": "1"})  # canaries expected from now on
+    assert first.coverage is not None
+    assert first.coverage.verdict == "ok"
+    assert w.state.record.canary_since == w.clock.now
+    w.clock.now += 600
+    w.guard.handle(canary_from(HOME))
+    w.guard.handle(canary_from(REPLICA))
+    w.clock.now += limit - 60
+    assert w.guard.scheduled_check({"id": "2"}).coverage.verdict == "ok"  # type: ignore[union-attr]
+    w.guard.handle(canary_from(HOME))  # only the home Region's canary keeps arriving
+    w.clock.now += 120
+    late = w.guard.scheduled_check({"id": "3"})
+    assert late.coverage is not None
+    assert [f.code.value for f in late.coverage.findings] == ["EVENT_PATH_SILENT"]
+    assert late.coverage.findings[0].region == REPLICA
+    [alert] = coverage_alerts(w)
+    assert "events not arriving in us-east-1" in alert.subject
+    w.guard.handle(canary_from(REPLICA))
+    w.clock.now += 60
+    w.guard.scheduled_check({"id": "4"})
+    assert [a.kind for a in coverage_alerts(w)] == ["problem", "resolved"]
+
+
+def test_with_the_canary_on_a_region_that_never_sends_one_is_silent_after_the_allowed_delay() -> None:
+    w = covered_world(FakeSight(), canary_role_arn=CANARY_ROLE)
+    w.guard.scheduled_check({"id": "1"})
+    w.clock.now += w.guard.settings.canary_max_age_seconds + 1
+    result = w.guard.scheduled_check({"id": "2"})
+    assert result.coverage is not None
+    assert {(f.code.value, f.region) for f in result.coverage.findings} == {
+        ("EVENT_PATH_SILENT", HOME),
+        ("EVENT_PATH_SILENT", REPLICA),
+    }

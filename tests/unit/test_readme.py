@@ -40,6 +40,17 @@ def test_every_command_and_finding_code_is_documented() -> None:
         assert f"`{code.value}`" in README, code
 
 
+def test_every_coverage_code_and_the_strict_coverage_exit_code_are_documented() -> None:
+    from kms_guard.core.coverage import CoverageCode
+
+    troubleshooting = README.split("## Troubleshooting and FAQ", 1)[1].split("\n## ", 1)[0]
+    for code in CoverageCode:
+        assert f"| `{code.value}` |" in troubleshooting, code
+    assert "--strict-coverage" in README
+    assert "exits **4**" in README
+    assert "The canary (opt-in)" in troubleshooting
+
+
 def test_every_lambda_setting_is_documented() -> None:
     for variable in ENV_NAMES.values():
         assert f"`{variable}`" in README, variable

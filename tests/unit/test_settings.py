@@ -73,3 +73,41 @@ def test_bad_values_are_named(env: dict[str, str], message: str) -> None:
 def test_cli_names_are_used_when_given() -> None:
     with pytest.raises(SettingsError, match="--remediation: unknown mode"):
         build_settings(key_arn=ARN, remediation="x", names={"remediation": "--remediation"})
+
+
+def test_coverage_settings_from_env() -> None:
+    settings = settings_from_env(
+        {
+            "KMS_GUARD_KEY_ARN": ARN,
+            "KMS_GUARD_RULE_NAMES": "rule-a, rule-b",
+            "KMS_GUARD_CHECK_INTERVAL_MINUTES": "60",
+            "KMS_GUARD_CANARY_ROLE_ARN": "arn:aws:iam::111122223333:role/kms-guard-canary",
+        }
+    )
+    assert settings.rule_names == ("rule-a", "rule-b")
+    assert settings.check_interval_minutes == 60
+    assert settings.canary_role_arn == "arn:aws:iam::111122223333:role/kms-guard-canary"
+    assert settings.canary_max_age_seconds == (2 * 60 + 15) * 60
+
+
+def test_coverage_defaults_name_the_deployed_rules_and_no_canary() -> None:
+    from kms_guard.core.coverage import RULE_NAMES
+
+    settings = settings_from_env({"KMS_GUARD_KEY_ARN": ARN, "KMS_GUARD_CANARY_ROLE_ARN": ""})
+    assert settings.rule_names == RULE_NAMES
+    assert settings.check_interval_minutes == 15
+    assert settings.canary_role_arn is None
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"KMS_GUARD_RULE_NAMES": "a rule"}, "KMS_GUARD_RULE_NAMES: not an EventBridge rule name"),
+        ({"KMS_GUARD_CHECK_INTERVAL_MINUTES": "0"}, "KMS_GUARD_CHECK_INTERVAL_MINUTES: must be a whole number"),
+        ({"KMS_GUARD_CHECK_INTERVAL_MINUTES": "15m"}, "KMS_GUARD_CHECK_INTERVAL_MINUTES: must be a whole number"),
+        ({"KMS_GUARD_CANARY_ROLE_ARN": "kms-guard-canary"}, "KMS_GUARD_CANARY_ROLE_ARN: not an IAM role ARN"),
+    ],
+)
+def test_bad_coverage_values_are_named(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        settings_from_env({"KMS_GUARD_KEY_ARN": ARN, **env})

@@ -12,6 +12,7 @@ CONDITIONAL_CHECK_FAILED = "ConditionalCheckFailedException"
 NOT_FOUND = "NotFoundException"
 INVALID_ACCESS = "InvalidAccessException"
 """Security Hub's answer when it is not enabled in the account and Region ("not subscribed to AWS Security Hub")."""
+RESOURCE_NOT_FOUND = "ResourceNotFoundException"
 
 
 def _error(exc: BaseException) -> dict[str, Any] | None:

@@ -4,6 +4,8 @@
 | --- | --- |
 | `k#report` | the findings last reported (fingerprint, findings, when alerted) |
 | `k#region#<region>` | the last policy seen compliant there (the `revert` baseline), and a remediation hold |
+| `k#coverage` | the guard's sight last reported (fingerprint, codes) and when canaries were first expected |
+| `k#canary#<region>` | when the Region's last canary event arrived (opt-in canary) |
 | `w#<region>` | the guard's write times in the last hour, for the rate limit (optimistic locking on `version`) |
 | `e#<eventID>` | a CloudTrail event's claim: a lease taken with a conditional put, the dedupe of deliveries |
 | `log#<time>#<region>#<n>` | the remediation log: what, when, why, result |
@@ -137,6 +139,13 @@ class DynamoState:
                         record.baselines[region] = item["baseline_policy"]["S"]
                     if "hold" in item:
                         record.holds[region] = item["hold"]["S"]
+                elif sk == "k#coverage":
+                    record.coverage = item.get("fingerprint", {}).get("S")
+                    record.coverage_codes = tuple(json.loads(item.get("codes", {}).get("S", "[]")))
+                    if "canary_since" in item:
+                        record.canary_since = float(item["canary_since"]["N"])
+                elif sk.startswith("k#canary#"):
+                    record.canary_arrivals[sk[len("k#canary#") :]] = float(item["arrived_at"]["N"])
         return record
 
     def save_report(self, fingerprint: str, findings: list[dict[str, Any]], alerted_at: float | None) -> None:
@@ -175,6 +184,36 @@ class DynamoState:
                 ExpressionAttributeNames={"#h": "hold"},
                 ExpressionAttributeValues={":h": {"S": fingerprint}},
             )
+
+    # --- coverage and canary -------------------------------------------------------------------------------------
+
+    def save_coverage(self, fingerprint: str, codes: tuple[str, ...], canary_since: float | None) -> None:
+        values: dict[str, Any] = {":f": {"S": fingerprint}, ":c": {"S": json.dumps(list(codes))}}
+        expression = "SET #f = :f, #c = :c"
+        if canary_since is not None:
+            expression += ", canary_since = :s"
+            values[":s"] = {"N": repr(canary_since)}
+        self._ddb.update_item(
+            TableName=self._table,
+            Key=self._key("k#coverage"),
+            UpdateExpression=expression,
+            ExpressionAttributeNames={"#f": "fingerprint", "#c": "codes"},  # safe from DynamoDB's reserved words
+            ExpressionAttributeValues=values,
+        )
+
+    def record_canary(self, region: str, now: float) -> None:
+        """Keep the latest arrival: a late redelivery of an older canary cannot move it back."""
+        try:
+            self._ddb.update_item(
+                TableName=self._table,
+                Key=self._key(f"k#canary#{region}"),
+                UpdateExpression="SET arrived_at = :t",
+                ConditionExpression="attribute_not_exists(arrived_at) OR arrived_at < :t",
+                ExpressionAttributeValues={":t": {"N": repr(now)}},
+            )
+        except Exception as exc:
+            if not self._conditional_failed(exc):
+                raise
 
     # --- rate limit and log --------------------------------------------------------------------------------------
 

@@ -40,6 +40,10 @@ def wired() -> Wired:
 def record(result: Result) -> dict[str, Any]:
     """Log one structured line for the outcome, emit its metrics, and return the JSON-able result."""
     summary = result.to_dict()
+    if result.canary_region is not None:
+        metrics.add_metric(name="CanaryArrived", unit=MetricUnit.Count, value=1)
+        logger.info("canary arrived", extra={"region": result.canary_region})
+        return summary
     if result.decision == "ignored":
         metrics.add_metric(name="DroppedEvents", unit=MetricUnit.Count, value=1)
         logger.info("event ignored", extra={"reason": result.reason})
@@ -56,12 +60,23 @@ def record(result: Result) -> dict[str, Any]:
         metrics.add_metric(name="AlertsPublished", unit=MetricUnit.Count, value=len(result.alerts))
     for outcome in result.remediation:
         metrics.add_metric(name=f"Repairs.{outcome.status}", unit=MetricUnit.Count, value=1)
+    if result.coverage is not None:
+        # Coverage.EVENT_PATH_SILENT is what the canary's alarm watches (infra.monitoring); every check emits the
+        # count, 0 included, so the alarm sees data whenever the check runs.
+        blind = [r for r in result.coverage.regions if r.status != "ok"]
+        metrics.add_metric(name="CoverageBlindRegions", unit=MetricUnit.Count, value=len(blind))
+        silent = sum(f.code.value == "EVENT_PATH_SILENT" for f in result.coverage.findings)
+        metrics.add_metric(name="Coverage.EVENT_PATH_SILENT", unit=MetricUnit.Count, value=silent)
+        for gap in result.coverage.findings:
+            if gap.code.value != "EVENT_PATH_SILENT":
+                metrics.add_metric(name=f"Coverage.{gap.code.value}", unit=MetricUnit.Count, value=1)
     logger.info(
         "key evaluated",
         extra={
             "verdict": report.verdict if report else None,
             "codes": sorted({f.code.value for f in report.findings}) if report else [],
             "alerts": [a.subject for a in result.alerts],
+            "coverage": result.coverage.verdict if result.coverage else None,
             # one log line, not a policy dump: a dry run's planned policy stays in the result, out of the log
             "remediation": [
                 {k: v for k, v in o.to_dict().items() if k != "planned_policy"} for o in result.remediation

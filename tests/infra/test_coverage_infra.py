@@ -1,0 +1,221 @@
+"""The coverage self-check and the opt-in canary in the templates: fixed rule names the function is told, read-only
+grants on exactly what coverage reads, and no canary resource or permission unless `canary` is true."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+from aws_cdk.assertions import Template
+from kms_guard.aws.canary import CANARY_ACTIONS
+from kms_guard.core.coverage import CANARY_ALIAS, CANARY_ROLE_NAME, RULE_NAMES
+from kms_guard.settings import ENV_NAMES
+from moto import mock_aws
+
+from tests.infra.conftest import ACCOUNT, REGIONS, Built, build
+from tests.infra.test_stacks import policy_statements, resources
+from tests.support import load_event
+
+CANARY_ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/{CANARY_ROLE_NAME}"
+
+
+def canary_on() -> Built:
+    return build(canary=True)
+
+
+def rule_names(template: Template) -> set[str]:
+    return {
+        r["Properties"]["Name"]
+        for r in resources(template, "AWS::Events::Rule").values()
+        if "EventPattern" in r["Properties"]
+    }
+
+
+def env_of(template: Template, handler: str) -> dict[str, Any]:
+    [function] = [
+        f for f in resources(template, "AWS::Lambda::Function").values() if f["Properties"]["Handler"] == handler
+    ]
+    variables: dict[str, Any] = function["Properties"]["Environment"]["Variables"]
+    return variables
+
+
+def everything(built: Built) -> str:
+    return json.dumps([built["home"].to_json(), *(t.to_json() for t in built["forwarders"].values())])
+
+
+# --- coverage ---------------------------------------------------------------------------------------------------
+
+
+def test_the_guards_rules_have_the_names_the_function_is_told_in_every_region(off: Built) -> None:
+    for template in [off["home"], *off["forwarders"].values()]:
+        assert rule_names(template) == set(RULE_NAMES)
+    env = env_of(off["home"], "kms_guard.handlers.scheduled_check.handler")
+    assert env[ENV_NAMES["rule_names"]] == ",".join(RULE_NAMES)
+    assert env[ENV_NAMES["check_interval_minutes"]] == "15"
+
+
+def test_only_the_scheduled_check_may_read_coverage_and_only_read(off: Built) -> None:
+    statements = policy_statements(off["home"])
+    coverage_actions = {"cloudtrail:DescribeTrails", "cloudtrail:GetTrailStatus", "cloudtrail:GetEventSelectors"}
+    coverage_actions.add("events:DescribeRule")
+    by_role: dict[str, set[str]] = {}
+    for logical_id, actions, _ in statements:
+        for action in actions:
+            if action.split(":")[0] in ("cloudtrail", "events"):
+                by_role.setdefault(logical_id.split("Role")[0], set()).add(action)
+    assert by_role == {"ScheduledCheckFunction": coverage_actions}
+    [(_, rules)] = [(a, r) for lid, a, r in statements if a == ["events:DescribeRule"]]
+    assert rules == [f"arn:aws:events:{r}:{ACCOUNT}:rule/{n}" for r in REGIONS for n in RULE_NAMES]
+
+
+# --- canary off: nothing of it --------------------------------------------------------------------------------------
+
+
+def test_without_the_canary_context_no_canary_resource_or_permission_is_synthesized(off: Built) -> None:
+    text = everything(off)
+    for needle in (CANARY_ROLE_NAME, CANARY_ALIAS, "kms:TagResource", "TagResource", "EVENT_PATH_SILENT", "canary"):
+        assert needle not in text, needle
+    assert env_of(off["home"], "kms_guard.handlers.scheduled_check.handler")[ENV_NAMES["canary_role_arn"]] == ""
+
+
+# --- canary on --------------------------------------------------------------------------------------------------
+
+
+def test_the_canary_keys_are_the_guards_own_in_every_region() -> None:
+    built = canary_on()
+    for template in [built["home"], *built["forwarders"].values()]:
+        aliases = [a["Properties"]["AliasName"] for a in resources(template, "AWS::KMS::Alias").values()]
+        assert aliases == [CANARY_ALIAS]
+        [canary_key] = [
+            k["Properties"]
+            for k in resources(template, "AWS::KMS::Key").values()
+            if "canary" in k["Properties"].get("Description", "")
+        ]
+        assert canary_key["EnableKeyRotation"] is True
+        assert canary_key["PendingWindowInDays"] == 7
+
+
+def test_the_canary_may_only_tag_keys_behind_the_canary_alias_in_the_watched_regions() -> None:
+    home = canary_on()["home"]
+    [role] = [r for r in resources(home, "AWS::IAM::Role").values() if r["Properties"].get("RoleName")]
+    assert role["Properties"]["RoleName"] == CANARY_ROLE_NAME
+    statements = [
+        s
+        for p in resources(home, "AWS::IAM::Policy").values()
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+        if any(a in CANARY_ACTIONS for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"]))
+        and s["Resource"] != []
+        and "key/*" in json.dumps(s["Resource"])
+    ]
+    [statement] = statements
+    assert statement["Action"] == list(CANARY_ACTIONS)
+    assert statement["Resource"] == [f"arn:aws:kms:{r}:{ACCOUNT}:key/*" for r in REGIONS]
+    assert statement["Condition"] == {"ForAnyValue:StringEquals": {"kms:ResourceAliases": [CANARY_ALIAS]}}
+    # no other statement anywhere grants the canary's write
+    granted = [a for _, actions, _ in policy_statements(home) for a in actions]
+    assert granted.count("kms:TagResource") == 1
+
+
+def test_the_canary_runs_on_the_checks_schedule_and_the_guard_is_told_its_role() -> None:
+    home = canary_on()["home"]
+    schedules = [
+        r["Properties"]
+        for r in resources(home, "AWS::Events::Rule").values()
+        if "ScheduleExpression" in r["Properties"]
+    ]
+    assert [s["ScheduleExpression"] for s in schedules] == ["rate(15 minutes)", "rate(15 minutes)"]
+    for handler in ("kms_guard.handlers.kms_event.handler", "kms_guard.handlers.scheduled_check.handler"):
+        assert env_of(home, handler)[ENV_NAMES["canary_role_arn"]] == CANARY_ROLE_ARN
+    env_of(home, "kms_guard.handlers.canary.handler")  # the canary function exists
+
+
+def test_event_path_silent_alarms_to_the_topic() -> None:
+    home = canary_on()["home"]
+    [alarm] = [
+        a["Properties"]
+        for a in resources(home, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("MetricName") == "Coverage.EVENT_PATH_SILENT"
+    ]
+    assert alarm["Namespace"] == "KmsGuard"
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": "kms-guard"}]
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert alarm["Threshold"] == 1
+    [topic_id] = resources(home, "AWS::SNS::Topic")
+    assert alarm["AlarmActions"] == [{"Ref": topic_id}]
+
+
+def _route(template: Template, events: list[dict[str, Any]], region: str) -> list[str]:
+    """Each event on a moto bus whose rules carry the template's patterns: the event names that arrive."""
+    patterns = [
+        r["Properties"]["EventPattern"]
+        for r in resources(template, "AWS::Events::Rule").values()
+        if "EventPattern" in r["Properties"]
+    ]
+    with mock_aws():
+        bridge = boto3.client("events", region_name=region, aws_access_key_id="t", aws_secret_access_key="t")
+        sqs = boto3.client("sqs", region_name=region, aws_access_key_id="t", aws_secret_access_key="t")
+        queue = sqs.create_queue(QueueName="target")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        for i, pattern in enumerate(patterns):
+            bridge.put_rule(Name=f"r{i}", EventPattern=json.dumps(pattern))
+            bridge.put_targets(Rule=f"r{i}", Targets=[{"Id": "q", "Arn": arn}])
+        for event in events:
+            bridge.put_events(
+                Entries=[
+                    {
+                        "Source": event["source"],
+                        "DetailType": event["detail-type"],
+                        "Detail": json.dumps(event["detail"]),
+                    }
+                ]
+            )
+        names = []
+        while batch := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", []):
+            for message in batch:
+                names.append(json.loads(message["Body"])["detail"].get("eventName"))
+                sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+        return names
+
+
+def _canary(**identity: Any) -> dict[str, Any]:
+    event = load_event("canary-tag-resource")
+    event["detail"]["userIdentity"]["sessionContext"]["sessionIssuer"].update(identity)
+    return event
+
+
+def test_the_rules_carry_the_canary_only_from_the_canary_role_and_only_with_the_canary_on(off: Built) -> None:
+    built = canary_on()
+    someone_else = _canary(userName="PlatformAdmin", arn=f"arn:aws:iam::{ACCOUNT}:role/PlatformAdmin")
+    key_event = load_event("put-key-policy-removes-decrypt")
+    for region, template in [("us-west-2", built["home"]), *built["forwarders"].items()]:
+        assert _route(template, [_canary(), someone_else, key_event], region) == ["TagResource", "PutKeyPolicy"]
+    assert _route(off["home"], [_canary(), key_event], "us-west-2") == ["PutKeyPolicy"]
+
+
+def test_cfn_lint_is_clean_with_the_canary() -> None:
+    import subprocess
+    from pathlib import Path
+
+    templates = sorted(str(p) for p in Path(canary_on()["assembly"].directory).glob("*.template.json"))
+    assert len(templates) == 3
+    result = subprocess.run(
+        ["cfn-lint", "--ignore-checks", "W3005", "--", *templates],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_canary_context_key_is_a_boolean() -> None:
+    import pytest
+
+    from infra.config import ConfigError, config_from_context
+    from tests.infra.conftest import BASE
+
+    assert config_from_context({**BASE, "canary": "true"}).canary is True
+    assert config_from_context(BASE).canary is False
+    with pytest.raises(ConfigError, match="canary: must be true or false"):
+        config_from_context({**BASE, "canary": "sometimes"})
