@@ -38,7 +38,8 @@ ROOT = Path(__file__).resolve().parents[2]
 CDK = ROOT / "node_modules" / ".bin" / "cdk"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 STARTUP_SECONDS = 30.0
-CLI_TIMEOUT = 180  # each command takes seconds on moto; a hang (as `--method=direct` updates do) must not stall make test
+CLI_TIMEOUT = 180
+"""Seconds per CLI command: each takes seconds on moto; a hang (`--method=direct` updates do) must not stall make test."""
 
 
 def free_port() -> int:

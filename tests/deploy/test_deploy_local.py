@@ -18,7 +18,10 @@ moto gaps met on this road and how the run gets past each (local_cloud.py holds 
 - resources moto's CloudFormation skips (alarms, topic and queue policies, event invoke configs, subscriptions) and
   the properties it drops (TTL, PITR, SSE, layers, architecture) are asserted on the templates by tests/infra, not
   here; this test checks the skipped ones are exactly those, so a new gap (or a fixed one) is seen;
-- moto reports no stack outputs: the deployed names are read from the stack's resources and the function settings.
+- moto reports no stack outputs: the deployed names are read from the stack's resources and the function settings;
+- moto enforces no IAM (roles, key policies): grants are held to the adapters' declarations in tests/infra;
+- a deploy with a real change fails on moto (after the CLI deletes its previous change set, DescribeChangeSet answers
+  ValidationError, not ChangeSetNotFound; `--method=direct` does not finish): only the no-change redeploy is covered.
 """
 
 from __future__ import annotations
