@@ -12,10 +12,10 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export PATH := $(PATH):$(CURDIR)/.tools/bin
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: help setup test lint typecheck unit demo synth bench clean
+.PHONY: help setup test lint typecheck unit demo synth deploy-local bench clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
 .tools/bin/uv:
 	@echo "uv not found: installing uv $(UV_VERSION) from PyPI into .tools/"
@@ -44,7 +44,7 @@ lint: $(STAMP) ## ruff
 typecheck: $(STAMP) ## mypy, strict (the files are listed in pyproject.toml)
 	"$(UV)" run --frozen mypy
 
-test: lint typecheck $(NODE_STAMP) ## ruff, mypy and the whole pytest suite
+test: lint typecheck $(NODE_STAMP) ## ruff, mypy and the whole pytest suite (deploy-local included)
 	"$(UV)" run --frozen pytest
 
 unit: $(STAMP) ## the fast unit tests only
@@ -58,6 +58,9 @@ CDK_OUT ?= cdk.out
 synth: $(STAMP) $(NODE_STAMP) ## cdk synth with example context (no AWS account needed)
 	npx --no-install cdk synth --quiet --output "$(CDK_OUT)" $(EXAMPLE_CONTEXT)
 	@echo "templates in $(CDK_OUT)/"
+
+deploy-local: $(STAMP) $(NODE_STAMP) ## bootstrap, deploy, redeploy, run the handlers, destroy: the real CDK CLI on moto
+	"$(UV)" run --frozen pytest tests/deploy -q
 
 bench: $(STAMP) ## the benchmark: writes bench/results.json and prints the table
 	"$(UV)" run --frozen python -m bench.run
