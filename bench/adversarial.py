@@ -68,6 +68,11 @@ def policies() -> dict[str, str]:
         "many-star-key-resources": _fill(
             lambda n: _policy(_deny(Resource=[f"arn:{'*?' * 6}{i}:key/x" for i in range(n)]))
         ),
+        # The same, but no key ARN could match (five literal colons in the wrong places): every pattern is searched
+        # to the end, none can settle the list early.
+        "many-star-key-resources-none-match": _fill(
+            lambda n: _policy(_deny(Resource=[f"arn:{'*?' * 6}:x:y:z{i}:key/x" for i in range(n)]))
+        ),
         "one-many-star-resource": _fill(lambda n: _policy(_deny(Resource=["arn:" + "*a" * n + ":kms:q"]))),
         "many-star-notresource": _fill(lambda n: _policy(_deny(NotResource=["*" * n + "q"]))),
         "thousands-of-condition-values": _fill(

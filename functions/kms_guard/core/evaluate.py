@@ -287,11 +287,13 @@ _KEY_ARN_MAX = 256
 """No KMS key ARN is longer (partition, Region, account, key ID): a pattern needing more characters is not this key."""
 
 
-def _key_arn_offline(pattern: str) -> Tri:
+def _key_arn_offline(pattern: str, *, unknown_is_enough: bool = False) -> Tri:
     """Whether a Resource pattern matches the key when its ARN is not known: `arn:<partition>:kms:<Region>:...`.
 
     Every key ARN starts `arn:` and then has a partition, `:kms:`, a Region, the account and `:key/` plus the key ID.
     FALSE only when no such ARN could match; TRUE when every one does (`*`, `arn:*`); otherwise UNKNOWN.
+    `unknown_is_enough`: the caller already holds UNKNOWN for the list this pattern is in, so only TRUE could change
+    its answer; the costlier "could any key ARN match" search is skipped and UNKNOWN stands for "not TRUE".
     """
     if is_universal(pattern):
         return Tri.TRUE
@@ -303,6 +305,8 @@ def _key_arn_offline(pattern: str) -> Tri:
     _, every = intersects_prefix(pattern, "arn:", rest_may_be_empty=False)
     if every:
         return Tri.TRUE
+    if unknown_is_enough:
+        return Tri.UNKNOWN
     return Tri.UNKNOWN if intersects_template(pattern, _KEY_ARN_SHAPE) else Tri.FALSE
 
 
@@ -317,7 +321,9 @@ _KEY_ARN_SHAPE = ("arn:", RUN, ":kms:", RUN, ":", RUN, ":key/", RUN)
 """Every KMS key ARN: partition, Region, account and key ID are fields without `:`."""
 
 
-def _resource_entry(pattern: str, key_arn: str | None, variables: dict[str, KeyFact] | None) -> Tri:
+def _resource_entry(
+    pattern: str, key_arn: str | None, variables: dict[str, KeyFact] | None, *, unknown_is_enough: bool = False
+) -> Tri:
     text, special = substitute(pattern, variables)
     if text is None or special:
         return Tri.UNKNOWN  # a variable the guard cannot resolve, or a literal wildcard it cannot express
@@ -325,13 +331,21 @@ def _resource_entry(pattern: str, key_arn: str | None, variables: dict[str, KeyF
         return Tri.TRUE
     if key_arn is not None:
         return Tri.of(glob_match(text, key_arn))
-    return _key_arn_offline(text)
+    return _key_arn_offline(text, unknown_is_enough=unknown_is_enough)
 
 
 def _resource(
     statement: Statement, caller: Caller, variables: dict[str, KeyFact] | None
 ) -> tuple[Tri, tuple[str, ...]]:
-    hit = any_of(_resource_entry(r, caller.key_arn, variables) for r in statement.resources)
+    # Kleene OR over the list: TRUE at the first TRUE; once one entry is UNKNOWN, only a TRUE can change the answer.
+    hit = Tri.FALSE
+    for pattern in statement.resources:
+        entry = _resource_entry(pattern, caller.key_arn, variables, unknown_is_enough=hit is Tri.UNKNOWN)
+        if entry is Tri.TRUE:
+            hit = Tri.TRUE
+            break
+        if entry is Tri.UNKNOWN:
+            hit = Tri.UNKNOWN
     result = ~hit if statement.resource_negated else hit
     note = ("Resource cannot be matched with this key's ARN offline",) if result is Tri.UNKNOWN else ()
     return result, note

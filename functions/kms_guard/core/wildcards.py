@@ -161,53 +161,82 @@ RUN = None
 """In a template: one or more characters other than `:` (an ARN field the caller does not know)."""
 
 
+@dataclass(frozen=True)
+class _Automaton:
+    """A collapsed pattern's positions as bits of an int (bit i: "matched the pattern up to position i")."""
+
+    n: int
+    stars: int
+    """Bits of the positions holding `*`."""
+    any_char: int
+    """Bits of the positions holding `?`."""
+    by_char: dict[str, int]
+    """Bits of the positions holding each literal character."""
+    colon_fill: tuple[int, ...]
+    """For a position i: the bits i..next literal ':' (or n), the positions a run of non-colon text can reach."""
+    non_colon: int
+    """Bits of the positions holding a literal other than ':'."""
+
+
+@functools.lru_cache(maxsize=4096)
+def _automaton(pattern: str) -> _Automaton:
+    pattern = _collapse(pattern)
+    n = len(pattern)
+    stars = any_char = 0
+    by_char: dict[str, int] = {}
+    for i, p in enumerate(pattern):
+        if p == "*":
+            stars |= 1 << i
+        elif p == "?":
+            any_char |= 1 << i
+        else:
+            by_char[p] = by_char.get(p, 0) | (1 << i)
+    fill = [0] * (n + 1)
+    fill[n] = 1 << n
+    for i in range(n - 1, -1, -1):
+        fill[i] = (1 << i) if pattern[i] == ":" else (1 << i) | fill[i + 1]
+    non_colon = sum(bits for ch, bits in by_char.items() if ch != ":")
+    return _Automaton(n, stars, any_char, by_char, tuple(fill), non_colon)
+
+
 def intersects_template(pattern: str, template: tuple[str | None, ...]) -> bool:
     """Whether some text of the template's shape (literal pieces and `RUN` fields) matches the pattern.
 
-    A set simulation of the pattern's automaton: literal pieces advance it character by character; a `RUN` moves
-    each state forward over the pattern's non-colon elements (a literal `:` in the pattern stops it), which is
-    linear in the pattern. Exact for that template, so "no key ARN could match" is decided, never guessed.
+    The pattern's automaton run on all its states at once, as the bits of an int (shift-and): a literal character
+    advances every state whose position holds it or `?` and keeps every `*`; a `RUN` field (one or more characters
+    other than `:`, chosen freely) takes each state as far as the pattern's next literal `:`. A few integer operations
+    per character, so a policy full of such patterns stays cheap; exact for that template, so "no key ARN could
+    match" is decided, never guessed.
     """
-    pattern = _collapse(pattern)
-    n = len(pattern)
-    # next_colon[i]: the first position >= i holding a literal ':' (or n).
-    next_colon = [n] * (n + 1)
-    for i in range(n - 1, -1, -1):
-        next_colon[i] = i if pattern[i] == ":" else next_colon[i + 1]
+    auto = _automaton(pattern)
+    n, stars = auto.n, auto.stars
+    accept_all = (1 << (n + 1)) - 1
 
-    def close(states: set[int]) -> set[int]:
-        out = set(states)
-        for s in states:
-            i = s
-            while i < n and pattern[i] == "*":
-                i += 1
-                out.add(i)
-        return out
+    def close(states: int) -> int:
+        return states | ((states & stars) << 1)  # skip a star (runs of stars are collapsed: one shift is enough)
 
-    states = close({0})
+    states = close(1)
     for piece in template:
         if piece is None:
-            reach: set[int] = set()
-            covered = -1
-            for s in sorted(states):
-                if s >= n or pattern[s] == ":":
-                    continue
-                first = s if pattern[s] == "*" else s + 1  # after one non-colon character
-                last = next_colon[first] if first < n else n
-                reach.update(range(max(first, covered + 1), last + 1))
-                covered = max(covered, last)
-            states = close({s for s in reach if s <= n})
+            # one character first: a `*` keeps its place, `?` or a literal other than ':' moves one on
+            first = (states & stars) | ((states & ~stars & (auto.any_char | auto.non_colon)) << 1)
+            reach = 0
+            while first:
+                low = first & -first
+                reach |= auto.colon_fill[low.bit_length() - 1]
+                first ^= low
+            states = close(reach & accept_all)
         else:
             for ch in piece:
-                step: set[int] = set()
-                for s in states:
-                    if s < n:
-                        p = pattern[s]
-                        if p == "*":
-                            step.add(s)
-                        elif p in ("?", ch):
-                            step.add(s + 1)
-                states = close(step)
+                states = close(((states & (auto.by_char.get(ch, 0) | auto.any_char)) << 1) | (states & stars))
+                if not states:
+                    return False
         if not states:
             return False
-    return any(s == n or pattern[s:].strip("*") == "" for s in states)
+    tail_stars = 0  # states from which only stars remain: they accept the empty rest
+    position = n
+    tail_stars |= 1 << position
+    while position > 0 and (stars >> (position - 1)) & 1:
+        position -= 1
+        tail_stars |= 1 << position
+    return bool(states & tail_stars)
