@@ -63,7 +63,8 @@ def _list(value: Any) -> list[Any]:
 
 def _principals(request: dict[str, Any]) -> list[str]:
     """Every name AWS checks for the caller: the session, its role and the account (most specific first)."""
-    return request["names"]
+    names: list[str] = request["names"]
+    return names
 
 
 def principal_matches(element: Any, request: dict[str, Any]) -> bool:

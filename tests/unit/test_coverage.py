@@ -12,6 +12,7 @@ from kms_guard.core.coverage import (
     CanaryClock,
     CoverageChange,
     CoverageCode,
+    CoverageReport,
     RegionSight,
     Rule,
     Trail,
@@ -59,12 +60,12 @@ def management(*conditions: dict[str, Any], name: str = "mgmt") -> dict[str, Any
 # --- trails ---------------------------------------------------------------------------------------------------------
 
 
-def test_a_logging_multi_region_trail_covers_every_region_and_the_rules_are_there():
+def test_a_logging_multi_region_trail_covers_every_region_and_the_rules_are_there() -> None:
     for region in (HOME, OTHER):
         assert codes(RegionSight(region, (trail(),), rules=RULES)) == []
 
 
-def test_no_trail_is_trail_missing_with_the_create_trail_fix():
+def test_no_trail_is_trail_missing_with_the_create_trail_fix() -> None:
     [finding] = assess_region(RegionSight(OTHER, (), rules=RULES), home_region=HOME, rule_names=RULE_NAMES).findings
     assert finding.code == CoverageCode.TRAIL_MISSING
     assert finding.severity == "warning"
@@ -72,23 +73,23 @@ def test_no_trail_is_trail_missing_with_the_create_trail_fix():
     assert any("start-logging" in c for c in finding.fix)
 
 
-def test_a_single_region_trail_homed_elsewhere_does_not_cover_this_region():
+def test_a_single_region_trail_homed_elsewhere_does_not_cover_this_region() -> None:
     single = trail(multi_region=False)
     assert codes(RegionSight(HOME, (single,), rules=RULES)) == []
     assert codes(RegionSight(OTHER, (single,), rules=RULES)) == ["TRAIL_MISSING"]
 
 
-def test_a_shadow_trail_from_another_home_region_covers():
+def test_a_shadow_trail_from_another_home_region_covers() -> None:
     shadow = trail(arn=ARN.replace(HOME, "eu-west-1"), home_region="eu-west-1")
     assert codes(RegionSight(OTHER, (shadow,), rules=RULES)) == []
 
 
-def test_an_organization_trail_covers():
+def test_an_organization_trail_covers() -> None:
     org = trail(arn="arn:aws:cloudtrail:us-east-1:999988887777:trail/org", home_region=OTHER, organization=True)
     assert codes(RegionSight(HOME, (org,), rules=RULES)) == []
 
 
-def test_a_stopped_trail_is_trail_not_logging_with_the_start_logging_fix():
+def test_a_stopped_trail_is_trail_not_logging_with_the_start_logging_fix() -> None:
     [finding] = assess_region(
         RegionSight(OTHER, (trail(logging=False),), rules=RULES), home_region=HOME, rule_names=RULE_NAMES
     ).findings
@@ -97,7 +98,7 @@ def test_a_stopped_trail_is_trail_not_logging_with_the_start_logging_fix():
     assert finding.fix == (f"aws cloudtrail start-logging --region {HOME} --name {ARN}",)
 
 
-def test_one_good_trail_is_enough_even_beside_a_broken_one():
+def test_one_good_trail_is_enough_even_beside_a_broken_one() -> None:
     stopped = trail(arn=ARN + "-old", name="old", logging=False)
     assert codes(RegionSight(HOME, (stopped, trail()), rules=RULES)) == []
 
@@ -137,7 +138,7 @@ def test_one_good_trail_is_enough_even_beside_a_broken_one():
         ),
     ],
 )
-def test_basic_event_selectors(selectors, covered, why):
+def test_basic_event_selectors(selectors: list[dict[str, Any]], covered: bool, why: str) -> None:
     records, reason = records_kms_writes(trail(event_selectors=tuple(selectors)))
     assert records is covered
     assert why in reason
@@ -171,13 +172,13 @@ def test_basic_event_selectors(selectors, covered, why):
         ),
     ],
 )
-def test_advanced_event_selectors(selectors, covered, why):
+def test_advanced_event_selectors(selectors: list[dict[str, Any]], covered: bool, why: str) -> None:
     records, reason = records_kms_writes(trail(advanced_selectors=tuple(selectors)))
     assert records is covered
     assert why in reason
 
 
-def test_excluding_kms_is_kms_events_excluded_with_the_put_event_selectors_fix():
+def test_excluding_kms_is_kms_events_excluded_with_the_put_event_selectors_fix() -> None:
     excluded = trail(
         event_selectors=({"ReadWriteType": "All", "ExcludeManagementEventSources": ["kms.amazonaws.com"]},)
     )
@@ -191,7 +192,7 @@ def test_excluding_kms_is_kms_events_excluded_with_the_put_event_selectors_fix()
 # --- what the guard cannot read is never ok ---------------------------------------------------------------------
 
 
-def test_trails_that_cannot_be_listed_are_unreadable_and_never_ok():
+def test_trails_that_cannot_be_listed_are_unreadable_and_never_ok() -> None:
     sight = RegionSight(OTHER, trails_error="AccessDeniedException: not allowed", rules=RULES)
     report = assess_coverage([sight], home_region=HOME, rule_names=RULE_NAMES)
     assert [f.code for f in report.findings] == [CoverageCode.COVERAGE_UNREADABLE]
@@ -199,7 +200,7 @@ def test_trails_that_cannot_be_listed_are_unreadable_and_never_ok():
     assert report.verdict == "blind"
 
 
-def test_a_trail_whose_status_or_selectors_cannot_be_read_is_unreadable():
+def test_a_trail_whose_status_or_selectors_cannot_be_read_is_unreadable() -> None:
     assert codes(RegionSight(HOME, (trail(logging=None, status_error="GetTrailStatus: denied"),), rules=RULES)) == [
         "COVERAGE_UNREADABLE"
     ]
@@ -208,13 +209,13 @@ def test_a_trail_whose_status_or_selectors_cannot_be_read_is_unreadable():
     ]
 
 
-def test_a_stopped_trail_is_not_logging_even_when_its_selectors_are_unreadable():
+def test_a_stopped_trail_is_not_logging_even_when_its_selectors_are_unreadable() -> None:
     assert codes(RegionSight(HOME, (trail(logging=False, selectors_error="denied"),), rules=RULES)) == [
         "TRAIL_NOT_LOGGING"
     ]
 
 
-def test_too_many_trails_without_a_good_one_is_unreadable_not_missing():
+def test_too_many_trails_without_a_good_one_is_unreadable_not_missing() -> None:
     sight = RegionSight(OTHER, (trail(multi_region=False),), truncated=True, rules=RULES)
     assert codes(sight) == ["COVERAGE_UNREADABLE"]
 
@@ -222,7 +223,7 @@ def test_too_many_trails_without_a_good_one_is_unreadable_not_missing():
 # --- the guard's rules -------------------------------------------------------------------------------------------
 
 
-def test_a_missing_rule_says_redeploy_and_a_disabled_one_says_enable():
+def test_a_missing_rule_says_redeploy_and_a_disabled_one_says_enable() -> None:
     rules = (Rule(RULE_NAMES[0], None), Rule(RULE_NAMES[1], "DISABLED"))
     report = assess_region(RegionSight(OTHER, (trail(),), rules=rules), home_region=HOME, rule_names=RULE_NAMES)
     missing, disabled = report.findings
@@ -233,7 +234,7 @@ def test_a_missing_rule_says_redeploy_and_a_disabled_one_says_enable():
     assert disabled.fix == (f"aws events enable-rule --region {OTHER} --name {RULE_NAMES[1]}",)
 
 
-def test_rule_enabled_with_all_management_events_is_enabled_and_an_unreadable_rule_is_unknown():
+def test_rule_enabled_with_all_management_events_is_enabled_and_an_unreadable_rule_is_unknown() -> None:
     rules = (
         Rule(RULE_NAMES[0], "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS"),
         Rule(RULE_NAMES[1], None, "AccessDeniedException: no"),
@@ -248,13 +249,13 @@ def clock(now: float, arrivals: dict[str, float] | None = None, since: float = 0
     return CanaryClock(since=since, arrivals=arrivals or {}, max_age=45 * 60, now=now)
 
 
-def test_a_late_canary_is_event_path_silent_and_a_recent_one_is_fine():
+def test_a_late_canary_is_event_path_silent_and_a_recent_one_is_fine() -> None:
     sight = RegionSight(OTHER, (trail(),), rules=RULES)
     assert codes(sight, canary=clock(10_000, {OTHER: 10_000 - 44 * 60})) == []
     assert codes(sight, canary=clock(10_000, {OTHER: 10_000 - 46 * 60})) == ["EVENT_PATH_SILENT"]
 
 
-def test_no_canary_yet_is_silent_only_once_the_allowed_delay_has_passed_since_canaries_were_expected():
+def test_no_canary_yet_is_silent_only_once_the_allowed_delay_has_passed_since_canaries_were_expected() -> None:
     sight = RegionSight(OTHER, (trail(),), rules=RULES)
     assert codes(sight, canary=clock(now=1000 + 40 * 60, since=1000)) == []
     assert codes(sight, canary=clock(now=1000 + 50 * 60, since=1000)) == ["EVENT_PATH_SILENT"]
@@ -266,7 +267,7 @@ def canary_event(**detail: Any) -> dict[str, Any]:
     return event
 
 
-def test_a_canary_event_is_recognised_by_role_and_tag():
+def test_a_canary_event_is_recognised_by_role_and_tag() -> None:
     assert canary_region(canary_event(), CANARY_ROLE) == "eu-west-1"
     assert canary_region(canary_event(), None) is None  # canary off
 
@@ -281,11 +282,11 @@ def test_a_canary_event_is_recognised_by_role_and_tag():
         {"requestParameters": None},
     ],
 )
-def test_anything_else_is_not_a_canary(detail):
+def test_anything_else_is_not_a_canary(detail: dict[str, Any]) -> None:
     assert canary_region(canary_event(**detail), CANARY_ROLE) is None
 
 
-def test_the_canary_fixture_sets_the_canary_tag():
+def test_the_canary_fixture_sets_the_canary_tag() -> None:
     tags = load_event("canary-tag-resource")["detail"]["requestParameters"]["tags"]
     assert {"tagKey": CANARY_TAG_KEY, "tagValue": "event-path-check"} in tags
 
@@ -293,11 +294,11 @@ def test_the_canary_fixture_sets_the_canary_tag():
 # --- fingerprint and alert ------------------------------------------------------------------------------------------
 
 
-def report_of(*sights: RegionSight):
+def report_of(*sights: RegionSight) -> CoverageReport:
     return assess_coverage(sights, home_region=HOME, rule_names=RULE_NAMES)
 
 
-def test_alert_on_change_only():
+def test_alert_on_change_only() -> None:
     ok = report_of(RegionSight(HOME, (trail(),), rules=RULES))
     blind = report_of(RegionSight(HOME, (trail(logging=False),), rules=RULES))
     assert ok.fingerprint() == "ok"
@@ -309,7 +310,7 @@ def test_alert_on_change_only():
     assert decide_coverage_alert(blind.fingerprint(), other) == CoverageChange("changed")
 
 
-def test_the_fingerprint_ignores_wording_such_as_the_canary_age():
+def test_the_fingerprint_ignores_wording_such_as_the_canary_age() -> None:
     sight = RegionSight(OTHER, (trail(),), rules=RULES)
     one = assess_coverage([sight], home_region=HOME, rule_names=RULE_NAMES, canary=clock(10_000, {OTHER: 1}))
     two = assess_coverage([sight], home_region=HOME, rule_names=RULE_NAMES, canary=clock(20_000, {OTHER: 1}))
@@ -317,7 +318,7 @@ def test_the_fingerprint_ignores_wording_such_as_the_canary_age():
     assert one.fingerprint() == two.fingerprint()
 
 
-def test_the_coverage_alert_is_a_warning_with_its_own_subject_the_impact_and_the_fix():
+def test_the_coverage_alert_is_a_warning_with_its_own_subject_the_impact_and_the_fix() -> None:
     blind = report_of(
         RegionSight(HOME, (trail(),), rules=RULES),
         RegionSight(OTHER, (trail(logging=False),), rules=RULES),
@@ -347,7 +348,7 @@ def test_the_coverage_alert_is_a_warning_with_its_own_subject_the_impact_and_the
     assert "Before: TRAIL_NOT_LOGGING" in resolved.body
 
 
-def test_to_dict_is_the_stable_shape():
+def test_to_dict_is_the_stable_shape() -> None:
     report = report_of(RegionSight(OTHER, (), rules=RULES))
     out = report.to_dict()
     assert out["verdict"] == "blind"

@@ -9,9 +9,11 @@ Disagreements found while writing this are kept as fixtures `tests/policies/diff
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.strategies import DrawFn
 from kms_guard.core.compliance import assess_policy
 from kms_guard.core.findings import verdict_of
 from kms_guard.core.policy import parse_policy
@@ -81,8 +83,8 @@ OPS_BY_KEY = {
 
 
 @st.composite
-def conditions(draw):
-    out: dict = {}
+def conditions(draw: DrawFn) -> dict[str, dict[str, list[str]]]:
+    out: dict[str, dict[str, list[str]]] = {}
     for _ in range(draw(st.integers(1, 2))):
         key = draw(st.sampled_from(sorted(CONDITION_CASES)))
         if draw(st.integers(0, 5)) == 0:
@@ -100,9 +102,10 @@ def conditions(draw):
 
 
 @st.composite
-def statements(draw):
+def statements(draw: DrawFn) -> dict[str, Any]:
     effect = draw(st.sampled_from(["Allow", "Allow", "Deny"]))
-    stmt: dict = {"Effect": effect}
+    stmt: dict[str, Any] = {"Effect": effect}
+    principal: str | list[str] | dict[str, str | list[str]]
     principal = draw(st.one_of(st.just("*"), st.lists(st.sampled_from(PRINCIPAL_VALUES), min_size=1, max_size=2)))
     principal = principal if principal == "*" else {"AWS": principal}
     stmt["NotPrincipal" if principal != "*" and draw(st.integers(0, 5)) == 0 else "Principal"] = principal
@@ -135,7 +138,7 @@ policies = st.builds(
 )
 
 
-def check(doc: dict) -> None:
+def check(doc: dict[str, Any]) -> None:
     truth = oracle.outcomes(doc)
     for key_arn in (oracle.KEY_ARN, None):
         result = assess_policy(parse_policy(json.dumps(doc)), ROCKSET, key_arn=key_arn)
@@ -150,11 +153,11 @@ def check(doc: dict) -> None:
 
 @settings(max_examples=250, deadline=None)
 @given(policies)
-def test_the_guard_never_disagrees_with_the_literal_evaluator_in_a_harmful_direction(doc):
+def test_the_guard_never_disagrees_with_the_literal_evaluator_in_a_harmful_direction(doc: dict[str, Any]) -> None:
     check(doc)
 
 
-def test_the_oracle_glob_is_the_textbook_definition():
+def test_the_oracle_glob_is_the_textbook_definition() -> None:
     assert oracle.glob("a*b?c", "axxbyc")
     assert not oracle.glob("a*b?c", "abc")
     assert oracle.glob("*", "")

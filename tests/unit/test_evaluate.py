@@ -2,12 +2,14 @@
 
 import json
 import random
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.strategies import DrawFn
 from kms_guard.core.compliance import assess_policy
-from kms_guard.core.evaluate import Caller, KeyFact, condition_result, evaluate
+from kms_guard.core.evaluate import ActionDecision, Caller, KeyFact, condition_result, evaluate
 from kms_guard.core.findings import verdict_of
 from kms_guard.core.policy import Condition, parse_policy, parse_policy_document
 from kms_guard.core.tri import Tri
@@ -18,25 +20,25 @@ from tests.support import CUSTOMER_ROOT, ROCKSET_ROOT, admin_statement, policy_t
 CALLER = Caller(ROCKSET.account)
 
 
-def decide(*statements, action="kms:Decrypt"):
+def decide(*statements: dict[str, Any], action: str = "kms:Decrypt") -> ActionDecision:
     return evaluate(parse_policy(policy_text(*statements)), CALLER, (action,))[action]
 
 
-def test_decision_names_the_allowing_statement():
+def test_decision_names_the_allowing_statement() -> None:
     decision = decide(admin_statement(), rockset_statement("GrantRockset"))
     assert decision.decision == "allowed"
     assert [m.statement.label for m in decision.allowed_by] == ["GrantRockset"]
     assert decision.reason == "allowed by statement GrantRockset"
 
 
-def test_decision_names_the_denying_statement_even_without_sid():
+def test_decision_names_the_denying_statement_even_without_sid() -> None:
     deny = {"Effect": "Deny", "Principal": "*", "Action": "kms:Decrypt", "Resource": "*"}
     decision = decide(rockset_statement(), deny)
     assert decision.decision == "denied"
     assert decision.reason == "denied by statement #1"
 
 
-def test_undecided_condition_is_named_in_the_reason():
+def test_undecided_condition_is_named_in_the_reason() -> None:
     stmt = rockset_statement("Vpc")
     stmt["Condition"] = {"IpAddress": {"aws:SourceIp": "203.0.113.0/24"}}
     decision = decide(stmt)
@@ -44,7 +46,7 @@ def test_undecided_condition_is_named_in_the_reason():
     assert "IpAddress aws:SourceIp cannot be decided" in decision.reason
 
 
-def test_conditional_deny_downgrades_a_proven_allow_to_conditional():
+def test_conditional_deny_downgrades_a_proven_allow_to_conditional() -> None:
     deny = {
         "Sid": "IpFence",
         "Effect": "Deny",
@@ -58,7 +60,7 @@ def test_conditional_deny_downgrades_a_proven_allow_to_conditional():
     assert decision.reason.startswith("may be denied by statement IpFence")
 
 
-def test_not_granted_when_nothing_applies():
+def test_not_granted_when_nothing_applies() -> None:
     assert decide(admin_statement()).decision == "not-granted"
 
 
@@ -93,11 +95,11 @@ MAYBE_FACTS = {"aws:principalorgid": KeyFact(Tri.UNKNOWN, lambda family, value: 
         (Condition("Null", "aws:PrincipalOrgID", ("true",)), MAYBE_FACTS, Tri.UNKNOWN),
     ],
 )
-def test_condition_semantics(condition, facts, expected):
+def test_condition_semantics(condition: Condition, facts: dict[str, KeyFact], expected: Tri) -> None:
     assert condition_result(condition, facts) is expected
 
 
-def test_tri_is_kleene_logic():
+def test_tri_is_kleene_logic() -> None:
     t, f, u = Tri.TRUE, Tri.FALSE, Tri.UNKNOWN
     assert (t & u, f & u, u & u) == (u, f, u)
     assert (t | u, f | u, u | u) == (t, u, u)
@@ -143,8 +145,8 @@ CONDITIONS = [
 
 
 @st.composite
-def statements(draw):
-    stmt = {"Effect": draw(st.sampled_from(["Allow", "Deny"]))}
+def statements(draw: DrawFn) -> dict[str, Any]:
+    stmt: dict[str, Any] = {"Effect": draw(st.sampled_from(["Allow", "Deny"]))}
     if draw(st.booleans()):
         stmt["Sid"] = draw(st.sampled_from(["A", "B", "Admin", "Rockset", "Fence", "Team Access"]))
     principal = draw(st.sampled_from(PRINCIPALS))
@@ -161,7 +163,7 @@ def statements(draw):
 policies = st.lists(statements(), min_size=1, max_size=8).map(lambda s: {"Version": "2012-10-17", "Statement": s})
 
 
-def _outcome(doc):
+def _outcome(doc: dict[str, Any]) -> tuple[str, list[str], list[str]]:
     result = assess_policy(parse_policy_document(doc), ROCKSET)
     return verdict_of(result.findings), sorted(result.missing), sorted(result.conditional)
 
@@ -172,7 +174,7 @@ def _recase(action: str, rng: random.Random) -> str:
 
 @settings(max_examples=300, deadline=None)
 @given(policies, st.randoms(use_true_random=False))
-def test_statement_order_and_action_case_never_change_the_verdict(doc, rng):
+def test_statement_order_and_action_case_never_change_the_verdict(doc: dict[str, Any], rng: random.Random) -> None:
     shuffled = list(doc["Statement"])
     rng.shuffle(shuffled)
     recased = []
@@ -186,7 +188,7 @@ def test_statement_order_and_action_case_never_change_the_verdict(doc, rng):
 
 @settings(max_examples=300, deadline=None)
 @given(policies)
-def test_adding_the_guard_statement_makes_any_policy_without_an_applicable_deny_compliant(doc):
+def test_adding_the_guard_statement_makes_any_policy_without_an_applicable_deny_compliant(doc: dict[str, Any]) -> None:
     result = assess_policy(parse_policy_document(doc), ROCKSET)
     assume_no_deny = all(not d.denied_by and not d.maybe_denied_by for d in result.decisions.values())
     if not assume_no_deny:
@@ -198,7 +200,7 @@ def test_adding_the_guard_statement_makes_any_policy_without_an_applicable_deny_
 
 @settings(max_examples=300, deadline=None)
 @given(policies)
-def test_an_unconditional_deny_on_everything_for_everyone_always_wins(doc):
+def test_an_unconditional_deny_on_everything_for_everyone_always_wins(doc: dict[str, Any]) -> None:
     fenced = json.loads(json.dumps(doc))
     fenced["Statement"].append({"Effect": "Deny", "Principal": "*", "Action": "kms:*", "Resource": "*"})
     verdict, missing, _ = _outcome(fenced)

@@ -17,7 +17,15 @@ from kms_guard.core.asff import batches, finding_id, remember_first_seen, securi
 from kms_guard.core.compliance import RegionObservation, assess_key
 from kms_guard.core.finding_events import DETAIL_TYPE, SOURCE, finding_events, put_events_entries
 from kms_guard.core.findings import KeyReport
-from kms_guard.core.second_opinion import Opinion, agrees, dispute, guard_view, opinion_from_response
+from kms_guard.core.second_opinion import (
+    GuardView,
+    Opinion,
+    OpinionResult,
+    agrees,
+    dispute,
+    guard_view,
+    opinion_from_response,
+)
 from kms_guard.core.vendor import ROCKSET
 
 from tests.support import admin_statement, policy_text, rockset_statement
@@ -60,6 +68,7 @@ def stored(r: KeyReport, now: float = T0, previous: Any = ()) -> list[dict[str, 
 
 def validate(service: str, operation: str, params: dict[str, Any]) -> None:
     model = botocore.session.get_session().get_service_model(service).operation_model(operation)
+    assert model.input_shape is not None
     report = ParamValidator().validate(params, model.input_shape)
     assert not report.has_errors(), report.generate_report()
 
@@ -67,7 +76,7 @@ def validate(service: str, operation: str, params: dict[str, Any]) -> None:
 # --- Security Hub ---------------------------------------------------------------------------------------------
 
 
-def test_a_new_problem_creates_one_finding_per_region_and_code_in_the_service_models_shape():
+def test_a_new_problem_creates_one_finding_per_region_and_code_in_the_service_models_shape() -> None:
     [finding] = securityhub_findings(KEY, ROCKSET, [], BROKEN, BROKEN, T0)
     validate("securityhub", "BatchImportFindings", {"Findings": [finding]})
     assert (
@@ -95,12 +104,12 @@ def test_a_new_problem_creates_one_finding_per_region_and_code_in_the_service_mo
     assert "kms:Decrypt" in finding["Description"]
 
 
-def test_nothing_is_imported_while_nothing_changes():
+def test_nothing_is_imported_while_nothing_changes() -> None:
     assert securityhub_findings(KEY, ROCKSET, stored(BROKEN), BROKEN, BROKEN, T0 + 900) == []
     assert securityhub_findings(KEY, ROCKSET, [], OK, OK, T0) == []
 
 
-def test_a_changed_finding_is_updated_under_the_same_id_keeping_when_it_was_created():
+def test_a_changed_finding_is_updated_under_the_same_id_keeping_when_it_was_created() -> None:
     before = stored(report({HOME: GOOD, REPLICA: policy_text(admin_statement())}))  # every action missing
     [finding] = securityhub_findings(KEY, ROCKSET, before, BROKEN, BROKEN, T0 + 900)
     assert finding["Id"].endswith(f"/{REPLICA}/ACTION_NOT_GRANTED")
@@ -109,7 +118,7 @@ def test_a_changed_finding_is_updated_under_the_same_id_keeping_when_it_was_crea
     assert finding["RecordState"] == "ACTIVE"
 
 
-def test_a_cleared_finding_is_resolved_passed_and_archived():
+def test_a_cleared_finding_is_resolved_passed_and_archived() -> None:
     findings = securityhub_findings(KEY, ROCKSET, stored(BROKEN_AND_DISABLED), BROKEN, BROKEN, T0 + 60)
     [resolved] = findings
     validate("securityhub", "BatchImportFindings", {"Findings": findings})
@@ -120,17 +129,17 @@ def test_a_cleared_finding_is_resolved_passed_and_archived():
     assert resolved["CreatedAt"] == "2027-01-15T08:00:00.000Z"
 
 
-def test_a_problem_repaired_in_the_same_evaluation_leaves_a_resolved_finding():
+def test_a_problem_repaired_in_the_same_evaluation_leaves_a_resolved_finding() -> None:
     [finding] = securityhub_findings(KEY, ROCKSET, [], BROKEN, OK, T0)
     assert finding["RecordState"] == "ARCHIVED"
     assert "the guard repaired it" in finding["Description"]
 
 
-def test_imports_go_in_batches_of_at_most_100():
+def test_imports_go_in_batches_of_at_most_100() -> None:
     assert [len(b) for b in batches([{"Id": str(i)} for i in range(250)])] == [100, 100, 50]
 
 
-def test_first_seen_is_kept_for_a_lasting_finding_and_new_for_a_new_one():
+def test_first_seen_is_kept_for_a_lasting_finding_and_new_for_a_new_one() -> None:
     first = stored(BROKEN)
     later = remember_first_seen(BROKEN_AND_DISABLED.findings, first, T0 + 600)
     assert {(f["region"], f["code"]): f["first_seen"] for f in later} == {
@@ -150,7 +159,7 @@ def events(previous: Any, found: KeyReport, final: KeyReport | None = None) -> l
     return finding_events(str(KEY), ROCKSET, items, previous_fp, found, final or found)
 
 
-def test_a_new_problem_is_one_event_with_the_contracts_detail():
+def test_a_new_problem_is_one_event_with_the_contracts_detail() -> None:
     [detail] = events(None, BROKEN)
     assert detail == {
         "key_arn": str(KEY),
@@ -169,12 +178,12 @@ def test_a_new_problem_is_one_event_with_the_contracts_detail():
     assert json.loads(entries[0]["Detail"]) == detail
 
 
-def test_no_event_without_a_change():
+def test_no_event_without_a_change() -> None:
     assert events("broken", BROKEN) == []
     assert events(None, OK) == []
 
 
-def test_changed_and_resolved_carry_the_previous_verdict_and_regions():
+def test_changed_and_resolved_carry_the_previous_verdict_and_regions() -> None:
     [changed] = events("broken", BROKEN_AND_DISABLED)
     assert (changed["change"], changed["previous_verdict"], changed["regions"]) == (
         "changed",
@@ -190,7 +199,7 @@ def test_changed_and_resolved_carry_the_previous_verdict_and_regions():
     )
 
 
-def test_a_repair_is_a_second_change():
+def test_a_repair_is_a_second_change() -> None:
     assert [(d["change"], d["previous_verdict"]) for d in events(None, BROKEN, OK)] == [
         ("problem", "compliant"),
         ("resolved", "non-compliant"),
@@ -200,7 +209,7 @@ def test_a_repair_is_a_second_change():
 # --- second opinion -------------------------------------------------------------------------------------------
 
 
-def test_an_answer_in_the_service_models_shape_is_read_with_its_reasons():
+def test_an_answer_in_the_service_models_shape_is_read_with_its_reasons() -> None:
     opinion = opinion_from_response(
         {
             "result": "FAIL",
@@ -229,10 +238,12 @@ def test_an_answer_in_the_service_models_shape_is_read_with_its_reasons():
         ),
     ],
 )
-def test_the_guards_view_agrees_with_one_answer_and_disputes_the_other(policy, view, agrees_with):
+def test_the_guards_view_agrees_with_one_answer_and_disputes_the_other(
+    policy: str, view: GuardView, agrees_with: OpinionResult
+) -> None:
     region_report = report({HOME: policy}).regions[0]
     assert guard_view(region_report) == view
-    other = "FAIL" if agrees_with == "PASS" else "PASS"
+    other: OpinionResult = "FAIL" if agrees_with == "PASS" else "PASS"
     assert agrees(view, Opinion(agrees_with)) is True
     assert dispute(region_report, Opinion(agrees_with), ROCKSET) is None
     disputed = dispute(region_report, Opinion(other, "because"), ROCKSET)

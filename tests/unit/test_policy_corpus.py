@@ -11,12 +11,12 @@ from tests.support import load_policy_case, policy_case_names
 CASES = policy_case_names()
 
 
-def test_corpus_is_large_enough():
+def test_corpus_is_large_enough() -> None:
     assert len(CASES) >= 40
 
 
 @pytest.mark.parametrize("name", CASES)
-def test_policy_case(name):
+def test_policy_case(name: str) -> None:
     case = load_policy_case(name)
     expect = case["expect"]
 
@@ -29,7 +29,7 @@ def test_policy_case(name):
 
 
 @pytest.mark.parametrize("name", CASES)
-def test_every_finding_names_what_it_is_about(name):
+def test_every_finding_names_what_it_is_about(name: str) -> None:
     result = assess_policy(parse_policy_document(load_policy_case(name)["policy"]), ROCKSET)
     for finding in result.findings:
         assert finding.message

@@ -10,7 +10,7 @@ from kms_guard.core.policy import Condition, PolicyError, parse_policy, parse_po
 from tests.support import policy_text, rockset_statement
 
 
-def test_normalises_strings_and_lists():
+def test_normalises_strings_and_lists() -> None:
     policy = parse_policy(policy_text(rockset_statement(actions="kms:Decrypt")))
     statement = policy.statements[0]
     assert statement.actions == ("kms:Decrypt",)
@@ -18,14 +18,14 @@ def test_normalises_strings_and_lists():
     assert statement.label == "RocksetAccess"
 
 
-def test_statement_without_sid_is_labelled_by_position():
+def test_statement_without_sid_is_labelled_by_position() -> None:
     raw = rockset_statement()
     del raw["Sid"]
     policy = parse_policy(policy_text(rockset_statement("A"), raw))
     assert policy.statements[1].label == "#1"
 
 
-def test_condition_operators_are_flattened_with_qualifiers():
+def test_condition_operators_are_flattened_with_qualifiers() -> None:
     raw = rockset_statement()
     raw["Condition"] = {
         "ForAnyValue:StringLikeIfExists": {"aws:PrincipalOrgPaths": ["o-1/*", "o-2/*"]},
@@ -40,7 +40,7 @@ def test_condition_operators_are_flattened_with_qualifiers():
     )
 
 
-def test_accepts_bytes():
+def test_accepts_bytes() -> None:
     assert parse_policy(policy_text(rockset_statement()).encode()).statements
 
 
@@ -126,24 +126,24 @@ BAD = [
 
 
 @pytest.mark.parametrize(("text", "message"), BAD)
-def test_rejects_what_is_not_a_policy_with_one_line_naming_the_place(text, message):
+def test_rejects_what_is_not_a_policy_with_one_line_naming_the_place(text: str, message: str) -> None:
     with pytest.raises(PolicyError) as info:
         parse_policy(text)
     assert message in str(info.value)
     assert "\n" not in str(info.value)
 
 
-def test_invalid_utf8_is_a_policy_error():
+def test_invalid_utf8_is_a_policy_error() -> None:
     with pytest.raises(PolicyError, match="not UTF-8"):
         parse_policy(b"\xff\xfe{}")
 
 
-def test_deeply_nested_json_is_a_policy_error_not_a_crash():
+def test_deeply_nested_json_is_a_policy_error_not_a_crash() -> None:
     with pytest.raises(PolicyError):
         parse_policy("[" * 100_000 + "]" * 100_000)
 
 
-def test_error_values_are_bounded_and_printable():
+def test_error_values_are_bounded_and_printable() -> None:
     with pytest.raises(PolicyError) as info:
         parse_policy(json.dumps({"Version": "\x07" + "x" * 10_000, "Statement": {}}))
     assert len(str(info.value)) < 200
@@ -185,7 +185,7 @@ policy_shaped = st.recursive(
 
 @settings(max_examples=300, deadline=None)
 @given(st.one_of(json_values, policy_shaped))
-def test_parser_raises_only_its_own_error_on_arbitrary_json(doc):
+def test_parser_raises_only_its_own_error_on_arbitrary_json(doc: object) -> None:
     try:
         parse_policy(json.dumps(doc))
     except PolicyError as exc:
@@ -194,13 +194,13 @@ def test_parser_raises_only_its_own_error_on_arbitrary_json(doc):
 
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=200))
-def test_parser_raises_only_its_own_error_on_arbitrary_text(text):
+def test_parser_raises_only_its_own_error_on_arbitrary_text(text: str) -> None:
     try:
         parse_policy(text)
     except PolicyError:
         pass
 
 
-def test_document_api_rejects_non_objects():
+def test_document_api_rejects_non_objects() -> None:
     with pytest.raises(PolicyError):
         parse_policy_document([1, 2])

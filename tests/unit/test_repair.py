@@ -1,12 +1,13 @@
 """The repair planner: every remediation rule a plan can enforce, and properties over generated policies."""
 
 import json
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from kms_guard.core.compliance import assess_policy
-from kms_guard.core.findings import verdict_of
+from kms_guard.core.findings import Verdict, verdict_of
 from kms_guard.core.policy import MAX_POLICY_BYTES, PolicyError, parse_policy
 from kms_guard.core.repair import _StatementSpans, plan_repair, plan_restore_statement, plan_revert
 from kms_guard.core.vendor import ROCKSET
@@ -17,14 +18,15 @@ from tests.unit.test_evaluate import policies
 SID = ROCKSET.statement_sid
 
 
-def verdict(text):
+def verdict(text: str) -> Verdict:
     return verdict_of(assess_policy(parse_policy(text), ROCKSET).findings)
 
 
-def test_adds_a_guard_statement_when_the_grant_is_gone():
+def test_adds_a_guard_statement_when_the_grant_is_gone() -> None:
     before = policy_text(admin_statement())
     plan = plan_restore_statement(before, ROCKSET)
     assert plan.status == "repair"
+    assert plan.policy is not None
     assert plan.added_actions == ROCKSET.concrete_actions
     assert verdict(plan.policy) == "compliant"
     added = json.loads(plan.policy)["Statement"][-1]
@@ -37,7 +39,7 @@ def test_adds_a_guard_statement_when_the_grant_is_gone():
     }
 
 
-def test_keeps_every_other_statement_byte_for_byte():
+def test_keeps_every_other_statement_byte_for_byte() -> None:
     # Odd but valid formatting: a naive re-serialisation would change these bytes.
     before = (
         '{\n  "Version" : "2012-10-17",\n  "Statement" : [ {"Sid":"Admin","Effect":"Allow",'
@@ -47,6 +49,7 @@ def test_keeps_every_other_statement_byte_for_byte():
     )
     plan = plan_restore_statement(before, ROCKSET)
     assert plan.status == "repair"
+    assert plan.policy is not None
     spans_before = _StatementSpans.locate(before).item_texts()
     spans_after = _StatementSpans.locate(plan.policy).item_texts()
     assert spans_after[:2] == spans_before
@@ -55,10 +58,11 @@ def test_keeps_every_other_statement_byte_for_byte():
     assert plan.policy.endswith(before[last_end:])  # and everything after it
 
 
-def test_extends_the_guard_owned_statement_instead_of_adding_another():
+def test_extends_the_guard_owned_statement_instead_of_adding_another() -> None:
     owned = rockset_statement(SID, actions=["kms:Encrypt", "kms:DescribeKey"])
     before = policy_text(admin_statement(), owned)
     plan = plan_restore_statement(before, ROCKSET)
+    assert plan.policy is not None
     statements = json.loads(plan.policy)["Statement"]
     assert len(statements) == 2
     assert statements[0] == admin_statement()
@@ -68,30 +72,32 @@ def test_extends_the_guard_owned_statement_instead_of_adding_another():
     assert verdict(plan.policy) == "compliant"
 
 
-def test_resets_a_guard_owned_statement_that_someone_made_conditional():
+def test_resets_a_guard_owned_statement_that_someone_made_conditional() -> None:
     owned = rockset_statement(SID)
     owned["Condition"] = {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}
     plan = plan_restore_statement(policy_text(admin_statement(), owned), ROCKSET)
     assert plan.status == "repair"
+    assert plan.policy is not None
     assert "Condition" not in json.loads(plan.policy)["Statement"][1]
     assert "canonical form" in plan.description
 
 
-def test_statement_as_object_becomes_a_list_with_the_original_kept():
+def test_statement_as_object_becomes_a_list_with_the_original_kept() -> None:
     before = '{"Version": "2012-10-17", "Statement": ' + json.dumps(admin_statement()) + "}"
     plan = plan_restore_statement(before, ROCKSET)
     assert plan.status == "repair"
+    assert plan.policy is not None
     assert json.dumps(admin_statement()) in plan.policy
     assert verdict(plan.policy) == "compliant"
 
 
-def test_already_compliant_is_not_rewritten():
+def test_already_compliant_is_not_rewritten() -> None:
     plan = plan_restore_statement(policy_text(admin_statement(), rockset_statement()), ROCKSET)
     assert plan.status == "already-compliant"
     assert plan.policy is None
 
 
-def test_refuses_when_an_explicit_deny_blocks_the_vendor_and_names_it():
+def test_refuses_when_an_explicit_deny_blocks_the_vendor_and_names_it() -> None:
     deny = {"Sid": "NoDecryptOutsideOrg", "Effect": "Deny", "Principal": "*", "Action": "kms:Decrypt", "Resource": "*"}
     plan = plan_restore_statement(policy_text(admin_statement(), deny), ROCKSET)
     assert plan.status == "refused"
@@ -99,7 +105,7 @@ def test_refuses_when_an_explicit_deny_blocks_the_vendor_and_names_it():
     assert plan.policy is None
 
 
-def test_refuses_when_a_conditional_deny_may_block_the_vendor():
+def test_refuses_when_a_conditional_deny_may_block_the_vendor() -> None:
     deny = {
         "Sid": "IpFence",
         "Effect": "Deny",
@@ -113,14 +119,14 @@ def test_refuses_when_a_conditional_deny_may_block_the_vendor():
     assert "IpFence" in plan.description
 
 
-def test_refuses_a_deny_that_carries_the_guard_sid():
+def test_refuses_a_deny_that_carries_the_guard_sid() -> None:
     deny = {"Sid": SID, "Effect": "Deny", "Principal": {"AWS": "999988887777"}, "Action": "kms:*", "Resource": "*"}
     plan = plan_restore_statement(policy_text(admin_statement(), deny), ROCKSET)
     assert plan.status == "refused"
     assert "never changes a Deny" in plan.description
 
 
-def test_refuses_a_repair_over_32_kb():
+def test_refuses_a_repair_over_32_kb() -> None:
     filler = [
         {
             "Sid": f"Filler{i}",
@@ -139,7 +145,7 @@ def test_refuses_a_repair_over_32_kb():
     assert "32768" in plan.description
 
 
-def test_bad_input_raises_policy_error():
+def test_bad_input_raises_policy_error() -> None:
     with pytest.raises(PolicyError):
         plan_restore_statement("not json", ROCKSET)
 
@@ -149,7 +155,7 @@ def test_bad_input_raises_policy_error():
 BASELINE = policy_text(admin_statement(), rockset_statement())
 
 
-def test_revert_puts_back_the_recorded_policy_exactly():
+def test_revert_puts_back_the_recorded_policy_exactly() -> None:
     current = policy_text(admin_statement(), rockset_statement(actions=["kms:Encrypt"]))
     plan = plan_revert(current, BASELINE, ROCKSET)
     assert plan.status == "repair"
@@ -157,15 +163,16 @@ def test_revert_puts_back_the_recorded_policy_exactly():
     assert "RocksetAccess" in plan.description
 
 
-def test_revert_without_a_baseline_falls_back_to_restore_statement():
+def test_revert_without_a_baseline_falls_back_to_restore_statement() -> None:
     plan = plan_repair("revert", policy_text(admin_statement()), ROCKSET, baseline=None)
     assert plan.mode == "revert"
     assert plan.status == "repair"
+    assert plan.policy is not None
     assert "no compliant policy has been recorded" in plan.description
     assert any(s.get("Sid") == SID for s in json.loads(plan.policy)["Statement"])
 
 
-def test_revert_never_removes_a_deny_added_since_and_falls_back():
+def test_revert_never_removes_a_deny_added_since_and_falls_back() -> None:
     unrelated_deny = {
         "Sid": "NoDeleteForDevs",
         "Effect": "Deny",
@@ -176,31 +183,32 @@ def test_revert_never_removes_a_deny_added_since_and_falls_back():
     current = policy_text(admin_statement(), unrelated_deny)
     plan = plan_repair("revert", current, ROCKSET, baseline=BASELINE)
     assert plan.status == "repair"
+    assert plan.policy is not None
     assert "NoDeleteForDevs" in plan.description
     assert unrelated_deny in json.loads(plan.policy)["Statement"]
 
 
-def test_revert_refuses_when_a_deny_blocks_the_vendor():
+def test_revert_refuses_when_a_deny_blocks_the_vendor() -> None:
     deny = {"Sid": "Block", "Effect": "Deny", "Principal": "*", "Action": "kms:Decrypt", "Resource": "*"}
     plan = plan_repair("revert", policy_text(rockset_statement(), deny), ROCKSET, baseline=BASELINE)
     assert plan.status == "refused"
     assert "Block" in plan.description
 
 
-def test_revert_refuses_a_baseline_that_is_not_compliant():
+def test_revert_refuses_a_baseline_that_is_not_compliant() -> None:
     plan = plan_revert(policy_text(admin_statement()), policy_text(admin_statement()), ROCKSET)
     assert plan.status == "refused"
     assert "baseline" in plan.description
 
 
-def test_revert_of_a_compliant_policy_does_nothing():
+def test_revert_of_a_compliant_policy_does_nothing() -> None:
     assert plan_revert(BASELINE, BASELINE, ROCKSET).status == "already-compliant"
 
 
 # --- properties --------------------------------------------------------------------------------------------------
 
 
-def _deny_texts(text):
+def _deny_texts(text: str) -> list[str]:
     doc = json.loads(text)
     statements = doc["Statement"] if isinstance(doc["Statement"], list) else [doc["Statement"]]
     return [json.dumps(s, sort_keys=True) for s in statements if s["Effect"] == "Deny"]
@@ -208,12 +216,15 @@ def _deny_texts(text):
 
 @settings(max_examples=300, deadline=None)
 @given(policies, st.sampled_from([None, 2, 4]))
-def test_fix_never_changes_or_drops_a_statement_it_does_not_own_and_never_weakens_a_deny(doc, indent):
+def test_fix_never_changes_or_drops_a_statement_it_does_not_own_and_never_weakens_a_deny(
+    doc: dict[str, Any], indent: int | None
+) -> None:
     before = json.dumps(doc, indent=indent)
     plan = plan_restore_statement(before, ROCKSET)
     if plan.status != "repair":
         assert plan.policy is None
         return
+    assert plan.policy is not None
     before_items = _StatementSpans.locate(before).item_texts()
     after_items = _StatementSpans.locate(plan.policy).item_texts()
     owned = [i for i, s in enumerate(doc["Statement"]) if s.get("Sid") == SID]
@@ -227,7 +238,7 @@ def test_fix_never_changes_or_drops_a_statement_it_does_not_own_and_never_weaken
 
 @settings(max_examples=200, deadline=None)
 @given(policies)
-def test_fix_repairs_every_policy_without_a_deny_against_the_vendor(doc):
+def test_fix_repairs_every_policy_without_a_deny_against_the_vendor(doc: dict[str, Any]) -> None:
     before = json.dumps(doc)
     result = assess_policy(parse_policy(before), ROCKSET)
     if any(d.denied_by or d.maybe_denied_by for d in result.decisions.values()):
@@ -239,6 +250,7 @@ def test_fix_repairs_every_policy_without_a_deny_against_the_vendor(doc):
         assert plan.refusal == "policy-invalid"
         return
     if plan.status == "repair":
+        assert plan.policy is not None
         findings = assess_policy(parse_policy(plan.policy), ROCKSET).findings
         assert verdict_of(findings) == "compliant"
     else:
@@ -246,7 +258,7 @@ def test_fix_repairs_every_policy_without_a_deny_against_the_vendor(doc):
         assert verdict_of(result.findings) == "compliant"
 
 
-def test_refusals_carry_a_reason_callers_act_on_not_just_words():
+def test_refusals_carry_a_reason_callers_act_on_not_just_words() -> None:
     deny = {
         "Sid": "NoDeleteForDevs",
         "Effect": "Deny",
@@ -261,7 +273,7 @@ def test_refusals_carry_a_reason_callers_act_on_not_just_words():
     assert plan_repair("revert", policy_text(admin_statement()), ROCKSET, baseline=BASELINE).refusal is None
 
 
-def test_revert_without_a_baseline_keeps_the_refusal_reason_when_a_deny_blocks_the_vendor():
+def test_revert_without_a_baseline_keeps_the_refusal_reason_when_a_deny_blocks_the_vendor() -> None:
     """The fallback from revert to restore-statement must not drop why the repair was refused."""
     deny = {"Sid": "Block", "Effect": "Deny", "Principal": "*", "Action": "kms:Decrypt", "Resource": "*"}
     plan = plan_repair("revert", policy_text(admin_statement(), deny), ROCKSET, baseline=None)
