@@ -98,6 +98,8 @@ class KeyRecord:
     """When the scheduled check first expected canaries (the canary is opt-in)."""
     canary_arrivals: dict[str, float] = field(default_factory=dict)
     """Region -> when its last canary event reached the guard."""
+    coverage_checked_at: float | None = None
+    """When the scheduled check last read the guard's sight (it does so every `coverage_every_minutes`)."""
 
 
 class StateStore(Protocol):
@@ -112,7 +114,9 @@ class StateStore(Protocol):
     def set_hold(self, region: str, fingerprint: str | None) -> None: ...
     def take_write_slot(self, region: str, now: float, limit: int) -> bool: ...
     def log_remediation(self, region: str, now: float, entry: dict[str, Any]) -> None: ...
-    def save_coverage(self, fingerprint: str, codes: tuple[str, ...], canary_since: float | None) -> None: ...
+    def save_coverage(
+        self, fingerprint: str, codes: tuple[str, ...], canary_since: float | None, checked_at: float
+    ) -> None: ...
     def record_canary(self, region: str, now: float) -> None: ...
 
 
@@ -392,15 +396,26 @@ class Guard:
             sights, home_region=self.settings.key.region, rule_names=self.settings.rule_names, canary=canary
         )
 
+    def _coverage_due(self, record: KeyRecord, now: float) -> bool:
+        """The sight is read on the first check, when the canary is on (its lateness is judged every check), and
+        otherwise once every `coverage_every_minutes` (a minute's slack, so an hourly cadence does not slip a run)."""
+        if self.settings.canary_role_arn or record.coverage_checked_at is None:
+            return True
+        return now - record.coverage_checked_at >= self.settings.coverage_every_minutes * 60 - 60
+
     def _scheduled(self, event: KeyEvent) -> Result:
-        """The key as every evaluation does it, and the guard's sight, read alongside it; coverage alerts on change."""
+        """The key as every evaluation does it, and, when due, the guard's sight read alongside it; coverage alerts
+        on change."""
         if self._coverage is None:
             return self._evaluate(event)
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="scheduled-read") as pool:
             reading = pool.submit(self._read)
-            sight = pool.submit(self._read_sight)
             record = self._state.load()
+            now = self._clock()
+            sight = pool.submit(self._read_sight) if self._coverage_due(record, now) else None
             result = self._evaluate(event, reading, record)
+            if sight is None:
+                return result
             sights = sight.result()
         coverage = self._assess_coverage(sights, record)
         result.coverage = coverage
@@ -418,8 +433,7 @@ class Guard:
         since = record.canary_since
         if self.settings.canary_role_arn and since is None:
             since = self._clock()
-        if change is not None or since != record.canary_since:
-            self._state.save_coverage(coverage.fingerprint(), coverage.codes, since)
+        self._state.save_coverage(coverage.fingerprint(), coverage.codes, since, now)
         return result
 
     # --- remediation --------------------------------------------------------------------------------------------

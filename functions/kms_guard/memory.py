@@ -42,6 +42,7 @@ class MemoryState:
                 self.record.coverage_codes,
                 self.record.canary_since,
                 dict(self.record.canary_arrivals),
+                self.record.coverage_checked_at,
             )
 
     def save_report(self, fingerprint: str, findings: list[dict[str, Any]], alerted_at: float | None) -> None:
@@ -74,10 +75,13 @@ class MemoryState:
         with self._lock:
             self.log.append({"region": region, "at": now, **entry})
 
-    def save_coverage(self, fingerprint: str, codes: tuple[str, ...], canary_since: float | None) -> None:
+    def save_coverage(
+        self, fingerprint: str, codes: tuple[str, ...], canary_since: float | None, checked_at: float
+    ) -> None:
         with self._lock:
             self.record.coverage, self.record.coverage_codes = fingerprint, tuple(codes)
             self.record.canary_since = canary_since
+            self.record.coverage_checked_at = checked_at
 
     def record_canary(self, region: str, now: float) -> None:
         with self._lock:

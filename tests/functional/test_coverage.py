@@ -116,7 +116,7 @@ def test_the_reads_are_bounded_selectors_once_per_trail(account: SimulatedAccoun
 
 
 def test_the_scheduled_check_alerts_the_subscriber_once_per_change_of_coverage(account: SimulatedAccount) -> None:
-    guard = account.guard()
+    guard = account.guard(coverage_every_minutes=0)  # read the sight on every check (hourly by default)
     guard.handle(account.event("scheduled-check", new_id=True))
     assert account.delivered_alerts() == []
 
@@ -134,10 +134,22 @@ def test_the_scheduled_check_alerts_the_subscriber_once_per_change_of_coverage(a
     assert account.delivered_alerts() == []  # recorded in the state table: quiet while nothing changes
 
     account.client("cloudtrail").start_logging(Name="management-events")
-    account.guard().handle(account.event("scheduled-check", new_id=True))  # a new container: state from DynamoDB
+    # a new container: state from DynamoDB
+    account.guard(coverage_every_minutes=0).handle(account.event("scheduled-check", new_id=True))
     [resolved] = account.delivered_alerts()
     assert resolved["subject"].startswith("[COVERAGE OK]")
     assert resolved["severity"] == "info"
+
+
+def test_a_new_container_within_the_hour_does_not_read_the_sight_again(account: SimulatedAccount) -> None:
+    """When the sight was last read is kept in the state table: a cold start does not reset the hourly cadence."""
+    account.guard().handle(account.event("scheduled-check", new_id=True))
+    assert account.calls["cloudtrail.DescribeTrails"] > 0
+    account.calls.clear()
+    result = account.guard().handle(account.event("scheduled-check", new_id=True))  # a new container
+    assert result.coverage is None
+    assert not [call for call in account.calls if call.startswith(("cloudtrail.", "events."))]
+    assert account.calls["kms.GetKeyPolicy"] == 2  # the key itself is read as always
 
 
 def test_an_event_does_not_read_coverage(account: SimulatedAccount) -> None:

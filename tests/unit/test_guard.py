@@ -813,6 +813,7 @@ class FakeSight:
 
 
 def covered_world(sight: FakeSight, **settings: Any) -> World:
+    settings.setdefault("coverage_every_minutes", 15)  # these tests check every 15 minutes and want the sight each time
     w = world(**settings)
     w.guard = Guard(
         w.guard.settings, w.keys, w.keys, w.state, w.notifier, identity=w.identity, coverage=sight, clock=w.clock
@@ -964,3 +965,44 @@ def test_with_the_canary_on_a_region_that_never_sends_one_is_silent_after_the_al
         ("EVENT_PATH_SILENT", HOME),
         ("EVENT_PATH_SILENT", REPLICA),
     }
+
+
+def test_the_sight_is_read_on_the_first_check_then_once_an_hour_not_on_every_check() -> None:
+    sight = FakeSight()
+    w = covered_world(sight, coverage_every_minutes=60)
+    w.guard.scheduled_check({"id": "1"})
+    assert sight.reads == 1
+    for minutes in (15, 30, 45):
+        w.clock.now += 900
+        result = w.guard.scheduled_check({"id": str(minutes)})
+        assert result.coverage is None
+    assert sight.reads == 1
+    w.clock.now += 900  # an hour after the first read
+    assert w.guard.scheduled_check({"id": "60"}).coverage is not None
+    assert sight.reads == 2
+    assert w.state.record.coverage_checked_at == w.clock.now
+
+
+def test_a_blind_region_is_still_alerted_at_the_next_hourly_read() -> None:
+    sight = FakeSight()
+    w = covered_world(sight, coverage_every_minutes=60)
+    w.guard.scheduled_check({"id": "1"})
+    sight.logging[REPLICA] = False
+    w.clock.now += 900
+    w.guard.scheduled_check({"id": "2"})
+    assert coverage_alerts(w) == []  # not read yet: a trail's settings are read hourly
+    w.clock.now += 2700
+    w.guard.scheduled_check({"id": "3"})
+    [alert] = coverage_alerts(w)
+    assert "TRAIL_NOT_LOGGING" in alert.codes
+
+
+def test_with_the_canary_on_the_sight_is_read_on_every_check() -> None:
+    sight = FakeSight()
+    w = covered_world(
+        sight, coverage_every_minutes=60, canary_role_arn="arn:aws:iam::111122223333:role/kms-guard-canary"
+    )
+    for i in range(3):
+        w.guard.scheduled_check({"id": str(i)})
+        w.clock.now += 900
+    assert sight.reads == 3

@@ -4,7 +4,7 @@
 | --- | --- |
 | `k#report` | the findings last reported (fingerprint, findings, when alerted) |
 | `k#region#<region>` | the last policy seen compliant there (the `revert` baseline), and a remediation hold |
-| `k#coverage` | the guard's sight last reported (fingerprint, codes) and when canaries were first expected |
+| `k#coverage` | the sight last reported (fingerprint, codes), when it was read, when canaries were first expected |
 | `k#canary#<region>` | when the Region's last canary event arrived (opt-in canary) |
 | `w#<region>` | the guard's write times in the last hour, for the rate limit (optimistic locking on `version`) |
 | `e#<eventID>` | a CloudTrail event's claim: a lease taken with a conditional put, the dedupe of deliveries |
@@ -144,6 +144,8 @@ class DynamoState:
                     record.coverage_codes = tuple(json.loads(item.get("codes", {}).get("S", "[]")))
                     if "canary_since" in item:
                         record.canary_since = float(item["canary_since"]["N"])
+                    if "checked_at" in item:
+                        record.coverage_checked_at = float(item["checked_at"]["N"])
                 elif sk.startswith("k#canary#"):
                     record.canary_arrivals[sk[len("k#canary#") :]] = float(item["arrived_at"]["N"])
         return record
@@ -187,9 +189,15 @@ class DynamoState:
 
     # --- coverage and canary -------------------------------------------------------------------------------------
 
-    def save_coverage(self, fingerprint: str, codes: tuple[str, ...], canary_since: float | None) -> None:
-        values: dict[str, Any] = {":f": {"S": fingerprint}, ":c": {"S": json.dumps(list(codes))}}
-        expression = "SET #f = :f, #c = :c"
+    def save_coverage(
+        self, fingerprint: str, codes: tuple[str, ...], canary_since: float | None, checked_at: float
+    ) -> None:
+        values: dict[str, Any] = {
+            ":f": {"S": fingerprint},
+            ":c": {"S": json.dumps(list(codes))},
+            ":t": {"N": repr(checked_at)},
+        }
+        expression = "SET #f = :f, #c = :c, checked_at = :t"
         if canary_since is not None:
             expression += ", canary_since = :s"
             values[":s"] = {"N": repr(canary_since)}
