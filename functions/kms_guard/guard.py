@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -50,7 +51,16 @@ from kms_guard.core.second_opinion import Opinion, agrees, dispute, guard_view, 
 from kms_guard.core.vendor import VendorProfile
 from kms_guard.settings import Settings
 
-OWN_USER_AGENT = "kms-guard/"
+EXPLAINED_BY: dict[str, frozenset[Code]] = {
+    "PutKeyPolicy": frozenset(
+        {Code.ACTION_NOT_GRANTED, Code.ACTION_DENIED, Code.GRANT_CONDITIONAL, Code.POLICY_INVALID}
+    ),
+    "DisableKey": frozenset({Code.KEY_DISABLED}),
+    "CancelKeyDeletion": frozenset({Code.KEY_DISABLED}),
+    "ScheduleKeyDeletion": frozenset({Code.KEY_PENDING_DELETION}),
+    "ReplicateKey": frozenset({Code.ACTION_NOT_GRANTED, Code.ACTION_DENIED, Code.GRANT_CONDITIONAL}),
+}
+"""The findings a change of each kind can cause in its Region: an exempt actor's change exempts only these."""
 VERIFY_ATTEMPTS = 6
 VERIFY_FIRST_DELAY = 0.5
 
@@ -438,12 +448,14 @@ class Guard:
 
     # --- remediation --------------------------------------------------------------------------------------------
 
-    def _actor_exemption(self, event: KeyEvent) -> str | None:
+    def _exempt_actor(self, event: KeyEvent) -> str | None:
+        """Who made the change, when it is the guard's own role or a trusted principal; None otherwise.
+
+        Identity comes from the principal CloudTrail recorded, never from the user agent: anyone can send
+        `kms-guard/` in theirs, and a change that looked like the guard's own would never be repaired."""
         actor = event.actor
         if actor is None:
             return None
-        if actor.user_agent and OWN_USER_AGENT in actor.user_agent:
-            return "the change was made by the guard itself"
         if actor.principal_arn and actor.principal_arn in self._identity.own_principals():
             return "the change was made by the guard's own role"
         trusted = set(self.settings.trusted_principals)
@@ -452,11 +464,26 @@ class Guard:
                 return f"the change was made by trusted principal {arn}"
         return None
 
+    def _exemption(self, event: KeyEvent, region_report: RegionReport, who: _Lazy) -> str | None:
+        """Why this Region's findings must not be undone: an exempt actor's change made them. Only what that change
+        explains is exempt: its own Region, the findings of its kind, and for a PutKeyPolicy only while the live
+        policy is still the one it wrote (a later edit by someone else is not theirs)."""
+        target = event.request.get("replicaRegion") if event.name == "ReplicateKey" else event.region
+        explains = EXPLAINED_BY.get(event.name)
+        if target != region_report.region or explains is None:
+            return None
+        if not any(f.code in explains for f in region_report.findings):
+            return None
+        if event.name == "PutKeyPolicy" and not _same_policy(event.request.get("policy"), region_report.policy):
+            return None
+        reason: str | None = who.value
+        return reason
+
     def _remediate(self, report: KeyReport, record: KeyRecord, event: KeyEvent) -> tuple[list[Outcome], KeyReport]:
         settings = self.settings
         if not settings.writes_enabled:
             return [], report
-        exemption = _Lazy(lambda: self._actor_exemption(event))  # asked only when there is something to repair
+        who = _Lazy(lambda: self._exempt_actor(event))  # asked only when there is something to repair
         outcomes: list[Outcome] = []
         regions: list[RegionReport] = []
         for region_report in report.regions:
@@ -488,14 +515,16 @@ class Guard:
                 )
                 regions.append(region_report)
                 continue
-            if exemption.value is not None:
+            exemption = self._exemption(event, region_report, who)
+            if exemption is not None:
                 self._state.set_hold(region, region_fp)
-                outcomes.append(
-                    Outcome(region, "skipped", f"{exemption.value}: alert only; the guard will not undo it.")
-                )
+                outcomes.append(Outcome(region, "skipped", f"{exemption}: alert only; the guard will not undo it."))
                 regions.append(region_report)
                 continue
-            if record.holds.get(region) == region_fp:
+            # A hold keeps a trusted change from being undone by later checks, until the findings change or someone
+            # else changes that Region (their event names them): then the findings are theirs, and repaired.
+            someone_else = event.actor is not None and event.region == region
+            if record.holds.get(region) == region_fp and not someone_else:
                 outcomes.append(
                     Outcome(
                         region, "skipped", "these findings come from a trusted change: alert only until they change."
@@ -647,6 +676,16 @@ class _Lazy:
         if not self._done:
             self._value, self._done = self._compute(), True
         return self._value
+
+
+def _same_policy(written: object, live: str | None) -> bool:
+    """Whether the live policy is the one a PutKeyPolicy wrote (as JSON: KMS may store it re-formatted)."""
+    if not isinstance(written, str) or live is None:
+        return False
+    try:
+        return bool(json.loads(written) == json.loads(live))
+    except (ValueError, RecursionError):
+        return False
 
 
 def _error_text(exc: Exception) -> str:
