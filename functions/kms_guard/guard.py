@@ -176,7 +176,8 @@ class PolicyReasoner(Protocol):
 
 
 class NoIdentity:
-    """The guard's identity unknown: its own writes are still recognised by their user agent."""
+    """The guard's identity unknown: no change is taken for its own (its repairs only restore the grant, so a
+    change of its own never leaves anything to repair anyway)."""
 
     def own_principals(self) -> frozenset[str]:
         return frozenset()

@@ -231,13 +231,29 @@ def test_the_guards_own_write_coming_back_as_an_event_is_not_acted_on(account: A
     assert account.delivered_alerts() == []  # nothing changed since the all-clear: quiet
 
 
+def policy_change(account: Account, actor: str, user_agent: str = "aws-cli/2.22.0") -> dict[str, object]:
+    """The PutKeyPolicy event for the replica's live policy, as CloudTrail records it (the new policy included)."""
+    event = account.event("put-key-policy-removes-decrypt", actor=actor, user_agent=user_agent)
+    detail = event["detail"]
+    detail["requestParameters"] = {**detail["requestParameters"], "policy": account.policy(REPLICA)}
+    return event
+
+
 def test_a_bad_change_by_the_guards_own_role_is_alert_only(account: Account) -> None:
     break_policy(account)
-    own = account.event("put-key-policy-removes-decrypt", userAgent="Boto3/1.40 kms-guard/0.1.0")
-    result = account.guard(remediation="restore-statement").handle(own)
+    own_role = str(account.client("sts").get_caller_identity()["Arn"])  # who the guard runs as (moto's caller)
+    result = account.guard(remediation="restore-statement").handle(policy_change(account, own_role))
     assert result.remediation[0].status == "skipped"
-    assert "guard itself" in result.remediation[0].description
+    assert "the guard's own role" in result.remediation[0].description
     assert account.calls["kms.PutKeyPolicy"] == 0
+
+
+def test_a_user_agent_naming_the_guard_does_not_make_a_change_the_guards(account: Account) -> None:
+    break_policy(account)
+    admin = f"arn:aws:iam::{account.account}:role/PlatformAdmin"
+    forged = policy_change(account, admin, user_agent="Boto3/1.40 kms-guard/0.1.0")
+    result = account.guard(remediation="restore-statement").handle(forged)
+    assert result.remediation[0].status == "applied"
 
 
 def test_a_trusted_principals_change_is_alert_only_and_the_schedule_respects_it(account: Account) -> None:
@@ -245,7 +261,7 @@ def test_a_trusted_principals_change_is_alert_only_and_the_schedule_respects_it(
     guard = account.guard(
         remediation="restore-statement", trusted_principals=[f"arn:aws:iam::{account.account}:role/PlatformAdmin"]
     )
-    result = guard.handle(account.event("put-key-policy-removes-decrypt"))
+    result = guard.handle(policy_change(account, f"arn:aws:iam::{account.account}:role/PlatformAdmin"))
     assert result.remediation[0].status == "skipped"
     assert "trusted principal" in result.remediation[0].description
     later = guard.handle(account.event("scheduled-check"))
@@ -327,8 +343,9 @@ def test_duplicate_deliveries_produce_one_alert_and_one_repair(account: Account)
 def test_sts_unavailable_does_not_cost_the_evaluation(account: Account) -> None:
     account.fail_call("sts.GetCallerIdentity", "ServiceUnavailable", times=5)
     break_policy(account)
-    result = account.guard(remediation="restore-statement").handle(account.event("put-key-policy-removes-decrypt"))
-    assert account.calls["sts.GetCallerIdentity"] == 1  # asked (the actor is not the guard's user agent)...
+    admin = f"arn:aws:iam::{account.account}:role/PlatformAdmin"
+    result = account.guard(remediation="restore-statement").handle(policy_change(account, admin))
+    assert account.calls["sts.GetCallerIdentity"] == 1  # asked (this change could be the guard's own)...
     assert result.remediation[0].status == "applied"  # ...and its failure only means "not our own role"
     assert len(account.delivered_alerts()) == 2
 

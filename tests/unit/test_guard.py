@@ -176,9 +176,11 @@ def settle(w: World) -> None:
 
 
 def policy_event(
-    region: str = REPLICA, *, actor: str = ADMIN_ROLE, user_agent: str = "aws-cli/2.22.0"
+    region: str = REPLICA, *, actor: str = ADMIN_ROLE, user_agent: str = "aws-cli/2.22.0", policy: str = NO_DECRYPT
 ) -> dict[str, Any]:
+    """A PutKeyPolicy CloudTrail event: `actor` wrote `policy` in `region` (CloudTrail records the new policy)."""
     event = load_event("put-key-policy-removes-decrypt")
+    event["detail"]["requestParameters"]["policy"] = policy
     event["region"] = event["detail"]["awsRegion"] = region
     event["detail"]["resources"][0]["ARN"] = arn_in(region)
     event["detail"]["userAgent"] = user_agent
@@ -333,11 +335,10 @@ def test_an_unreadable_region_is_never_written() -> None:
 @pytest.mark.parametrize(
     ("actor", "user_agent", "why"),
     [
-        (ADMIN_ROLE, "aws-cli/2 kms-guard/0.1.0", "made by the guard itself"),
         (GUARD_ROLE, "Boto3/1.40", "the guard's own role"),
         ("arn:aws:iam::111122223333:role/Terraform", "terraform", "trusted principal"),
     ],
-    ids=["own-user-agent", "own-role", "trusted-principal"],
+    ids=["own-role", "trusted-principal"],
 )
 def test_a_change_by_the_guard_or_a_trusted_principal_is_alert_only_and_held(
     actor: str, user_agent: str, why: str
@@ -358,6 +359,66 @@ def test_a_change_by_the_guard_or_a_trusted_principal_is_alert_only_and_held(
     assert outcome_of(again).status == "skipped"
     assert "trusted change" in outcome_of(again).description
     assert w.keys.writes == []
+
+
+def test_a_user_agent_naming_the_guard_proves_nothing_and_the_change_is_repaired() -> None:
+    """Anyone can send `kms-guard/` in their user agent: only the principal CloudTrail recorded identifies the guard."""
+    w = world(remediation="restore-statement")
+    settle(w)
+    w.keys.regions[REPLICA].policy = NO_DECRYPT
+    result = w.guard.handle(policy_event(actor=ADMIN_ROLE, user_agent="aws-cli/2 kms-guard/0.1.0"))
+    assert outcome_of(result).status == "applied"
+    assert REPLICA not in w.state.record.holds
+
+
+def test_an_exempt_change_exempts_only_the_policy_it_wrote() -> None:
+    """The guard's own (late) event, or a trusted one, for a policy that has been changed again since: the live
+    policy is someone else's, so it is repaired."""
+    w = world(remediation="restore-statement", trusted_principals=["arn:aws:iam::111122223333:role/Terraform"])
+    settle(w)
+    w.keys.regions[REPLICA].policy = NO_DECRYPT
+    for actor in (GUARD_ROLE, "arn:aws:iam::111122223333:role/Terraform"):
+        event = policy_event(actor=actor, policy=GOOD)
+        event["detail"]["eventID"] = actor  # a change of its own, not a redelivery
+        result = w.guard.handle(event)
+        assert outcome_of(result).status == "applied", actor
+        w.keys.regions[REPLICA].policy = NO_DECRYPT
+    assert REPLICA not in w.state.record.holds
+
+
+def test_an_exempt_change_in_one_region_exempts_nothing_in_another() -> None:
+    w = world(remediation="restore-statement", restore_key_state=True, trusted_principals=[ADMIN_ROLE])
+    settle(w)
+    w.keys.regions[REPLICA].policy = NO_DECRYPT
+    w.keys.regions[HOME].state = "Disabled"
+    result = w.guard.handle(policy_event(actor=ADMIN_ROLE))  # the trusted PutKeyPolicy is in the replica's Region
+    assert outcome_of(result, REPLICA).status == "skipped"
+    assert outcome_of(result, HOME).status == "applied"
+    assert HOME not in w.state.record.holds
+
+
+def test_an_exempt_change_exempts_only_findings_of_its_kind() -> None:
+    """A trusted PutKeyPolicy explains a policy finding, not a replica someone disabled meanwhile."""
+    w = world(remediation="restore-statement", restore_key_state=True, trusted_principals=[ADMIN_ROLE])
+    settle(w)
+    w.keys.regions[REPLICA].state = "Disabled"
+    result = w.guard.handle(policy_event(actor=ADMIN_ROLE, policy=GOOD))
+    assert outcome_of(result).status == "applied"
+    assert [k for k, _, _ in w.keys.writes] == ["enable-key"]
+
+
+def test_someone_elses_change_ends_a_hold_with_the_same_findings() -> None:
+    """A trusted change is held; an untrusted change to the same Region that leaves the same findings is theirs."""
+    w = world(remediation="restore-statement", trusted_principals=["arn:aws:iam::111122223333:role/Terraform"])
+    settle(w)
+    w.keys.regions[REPLICA].policy = NO_DECRYPT
+    w.guard.handle(policy_event(actor="arn:aws:iam::111122223333:role/Terraform"))
+    assert REPLICA in w.state.record.holds
+    attacker = policy_event(actor="arn:aws:iam::111122223333:role/Intruder") | {"id": "attack"}
+    attacker["detail"] = attacker["detail"] | {"eventID": "attack"}
+    result = w.guard.handle(attacker)
+    assert outcome_of(result).status == "applied"
+    assert REPLICA not in w.state.record.holds
 
 
 def test_a_hold_ends_when_the_findings_change() -> None:
