@@ -62,6 +62,8 @@ EXPLAINED_BY: dict[str, frozenset[Code]] = {
 }
 """The findings a change of each kind can cause in its Region: an exempt actor's change exempts only these."""
 VERIFY_ATTEMPTS = 6
+MAX_OUTBOX = 20
+"""At most this many kept alerts are sent by one invocation (an evaluation makes at most two)."""
 VERIFY_FIRST_DELAY = 0.5
 
 # --- the ports: what the use case needs, implemented by the adapters (kms_guard.aws, kms_guard.memory) ----------
@@ -110,6 +112,8 @@ class KeyRecord:
     """Region -> when its last canary event reached the guard."""
     coverage_checked_at: float | None = None
     """When the scheduled check last read the guard's sight (it does so every `coverage_every_minutes`)."""
+    outbox: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    """Alerts an invocation decided to send but may not have sent (it failed half-way): (reference, alert record)."""
 
 
 class StateStore(Protocol):
@@ -127,6 +131,8 @@ class StateStore(Protocol):
     def save_coverage(
         self, fingerprint: str, codes: tuple[str, ...], canary_since: float | None, checked_at: float
     ) -> None: ...
+    def queue_alerts(self, alerts: list[dict[str, Any]], now: float) -> list[str]: ...
+    def alert_sent(self, reference: str) -> None: ...
     def record_canary(self, region: str, now: float) -> None: ...
 
 
@@ -333,16 +339,27 @@ class Guard:
             if region_report.verdict == "compliant" and policy and record.baselines.get(region_report.region) != policy:
                 self._state.save_baseline(region_report.region, policy, now)
 
+        self._send_outbox(record)
         outcomes, final = self._remediate(report, record, event)
         alerts = self._alerts(report, final, record, event, outcomes, now)
-        for alert in alerts:
-            self._notifier.publish(alert)
-        self._publish_findings(record, report, final, now)
+        # Kept, and recorded as reported, before they are sent: if a publish fails, Lambda's retry finds the key
+        # repaired (or unchanged) and nothing new to say; it sends what was kept, once, instead of nothing or twice.
+        references = self._state.queue_alerts([a.to_record() for a in alerts], now) if alerts else []
         final_fp = fingerprint(final.findings)
         if alerts or final_fp != (record.fingerprint or "compliant"):
             reported = remember_first_seen(final.findings, record.findings, now)
             self._state.save_report(final_fp, reported, now if alerts else None)
+        for alert, reference in zip(alerts, references, strict=True):
+            self._notifier.publish(alert)
+            self._state.alert_sent(reference)
+        self._publish_findings(record, report, final, now)
         return Result("evaluated", None, event, final, alerts, outcomes, found=report, opinions=opinions)
+
+    def _send_outbox(self, record: KeyRecord) -> None:
+        """Alerts an earlier invocation kept but did not get to send (it failed half-way): send them first."""
+        for reference, data in record.outbox[:MAX_OUTBOX]:
+            self._notifier.publish(Alert.from_record(data))
+            self._state.alert_sent(reference)
 
     # --- opt-in: second opinion and finding sinks ---------------------------------------------------------------
 

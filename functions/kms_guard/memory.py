@@ -43,6 +43,7 @@ class MemoryState:
                 self.record.canary_since,
                 dict(self.record.canary_arrivals),
                 self.record.coverage_checked_at,
+                list(self.record.outbox),
             )
 
     def save_report(self, fingerprint: str, findings: list[dict[str, Any]], alerted_at: float | None) -> None:
@@ -82,6 +83,16 @@ class MemoryState:
             self.record.coverage, self.record.coverage_codes = fingerprint, tuple(codes)
             self.record.canary_since = canary_since
             self.record.coverage_checked_at = checked_at
+
+    def queue_alerts(self, alerts: list[dict[str, Any]], now: float) -> list[str]:
+        with self._lock:
+            references = [f"{now!r}#{len(self.record.outbox) + i}" for i in range(len(alerts))]
+            self.record.outbox.extend(zip(references, alerts, strict=True))
+            return references
+
+    def alert_sent(self, reference: str) -> None:
+        with self._lock:
+            self.record.outbox = [(r, a) for r, a in self.record.outbox if r != reference]
 
     def record_canary(self, region: str, now: float) -> None:
         with self._lock:

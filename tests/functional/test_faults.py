@@ -173,8 +173,13 @@ def test_timeout_mid_repair_then_retry_does_not_repair_twice(account: Account) -
     assert retry.report.verdict == "compliant"
     assert retry.remediation == []
     assert account.calls["kms.PutKeyPolicy"] == 1
-    # Nothing was reported before the crash, so the retry tells the team what happened (the key is fine now).
-    assert account.delivered_alerts() == []  # the findings went from compliant to compliant: nothing to say
+    # The alerts the crashed invocation decided on were kept before it published: the retry sends them, once (it
+    # finds nothing new itself: the key went from compliant to compliant). They used to be lost.
+    delivered = account.delivered_alerts()
+    assert [a["subject"].split("]")[0] for a in delivered] == ["[CRITICAL", "[RESOLVED"]
+    assert delivered[0]["codes"] == ["ACTION_NOT_GRANTED"]
+    guard.handle(account.event("scheduled-check", new_id=True))
+    assert account.delivered_alerts() == []
 
 
 def test_two_concurrent_invocations_for_one_change_do_one_repair(account: Account) -> None:

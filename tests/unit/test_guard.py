@@ -1067,3 +1067,44 @@ def test_with_the_canary_on_the_sight_is_read_on_every_check() -> None:
         w.guard.scheduled_check({"id": str(i)})
         w.clock.now += 900
     assert sight.reads == 3
+
+
+def test_an_alert_lost_to_a_failed_publish_after_a_repair_is_sent_by_the_retry() -> None:
+    """SNS fails after the guard repaired the key: Lambda's retry finds the key compliant and nothing new to say, so
+    without the outbox nobody would ever hear of the change."""
+    w = world(remediation="restore-statement")
+    settle(w)
+
+    class Down(CollectingNotifier):
+        def publish(self, alert: Alert) -> None:
+            raise RuntimeError("SNS is down")
+
+    w.guard._notifier = Down()
+    w.keys.regions[REPLICA].policy = NO_DECRYPT
+    event = policy_event()
+    with pytest.raises(RuntimeError):
+        w.guard.handle(event)
+    assert w.keys.regions[REPLICA].policy != NO_DECRYPT  # the repair was made before the publish failed
+    assert len(w.state.record.outbox) == 2
+
+    w.guard._notifier = w.notifier
+    retry = w.guard.handle(event)
+    assert retry.alerts == []  # nothing new: the key is compliant
+    assert w.kinds() == ["problem", "resolved"]  # the two alerts the failed invocation decided on
+    assert "ACTION_NOT_GRANTED" in w.alerts[0].codes
+    assert w.state.record.outbox == []
+    w.guard.scheduled_check({"id": "later"})
+    assert w.kinds() == ["problem", "resolved"]  # sent once
+
+
+def test_an_alert_record_round_trips_and_cannot_smuggle_a_bad_subject() -> None:
+    w = world()
+    settle(w)
+    w.keys.regions[REPLICA].policy = NO_DECRYPT
+    w.guard.scheduled_check({"id": "x"})
+    [alert] = w.alerts
+    assert Alert.from_record(alert.to_record()) == alert
+    forged = Alert.from_record({**alert.to_record(), "subject": "x\n" * 200, "kind": "evil"})
+    assert "\n" not in forged.subject
+    assert len(forged.subject) < 100
+    assert forged.kind == "changed"

@@ -5,6 +5,7 @@
 | `k#report` | the findings last reported (fingerprint, findings, when alerted) |
 | `k#region#<region>` | the last policy seen compliant there (the `revert` baseline), and a remediation hold |
 | `k#coverage` | the sight last reported (fingerprint, codes), when it was read, when canaries were first expected |
+| `k#outbox#<time>#<id>` | an alert decided, not yet sent (deleted once published; a retry sends what is left) |
 | `k#canary#<region>` | when the Region's last canary event arrived (opt-in canary) |
 | `w#<region>` | the guard's write times in the last hour, for the rate limit (optimistic locking on `version`) |
 | `e#<eventID>` | a CloudTrail event's claim: a lease taken with a conditional put, the dedupe of deliveries |
@@ -146,6 +147,8 @@ class DynamoState:
                         record.canary_since = float(item["canary_since"]["N"])
                     if "checked_at" in item:
                         record.coverage_checked_at = float(item["checked_at"]["N"])
+                elif sk.startswith("k#outbox#"):
+                    record.outbox.append((sk, json.loads(item["alert"]["S"])))
                 elif sk.startswith("k#canary#"):
                     record.canary_arrivals[sk[len("k#canary#") :]] = float(item["arrived_at"]["N"])
         return record
@@ -208,6 +211,26 @@ class DynamoState:
             ExpressionAttributeNames={"#f": "fingerprint", "#c": "codes"},  # safe from DynamoDB's reserved words
             ExpressionAttributeValues=values,
         )
+
+    def queue_alerts(self, alerts: list[dict[str, Any]], now: float) -> list[str]:
+        """Each alert its own item (an alert body is up to 200 KB; an item up to 400 KB), kept a week at most."""
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+        references = []
+        for alert in alerts:
+            reference = f"k#outbox#{stamp}#{uuid.uuid4().hex[:12]}"
+            self._ddb.put_item(
+                TableName=self._table,
+                Item={
+                    **self._key(reference),
+                    "alert": {"S": json.dumps(alert)},
+                    "expires_at": {"N": str(int(now + EVENT_MEMORY_SECONDS))},
+                },
+            )
+            references.append(reference)
+        return references
+
+    def alert_sent(self, reference: str) -> None:
+        self._ddb.delete_item(TableName=self._table, Key=self._key(reference))
 
     def record_canary(self, region: str, now: float) -> None:
         """Keep the latest arrival: a late redelivery of an older canary cannot move it back."""

@@ -9,12 +9,13 @@ subject or body.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 from kms_guard.core.events import KeyEvent
 from kms_guard.core.findings import Code, Finding, KeyReport, RegionReport
@@ -22,6 +23,7 @@ from kms_guard.core.remediation import Outcome
 from kms_guard.core.vendor import VendorProfile
 
 AlertKind = Literal["problem", "changed", "resolved", "reminder", "suspended"]
+ALERT_KINDS: frozenset[str] = frozenset(("problem", "changed", "resolved", "reminder", "suspended"))
 
 MAX_SUBJECT = 99
 MAX_BODY_BYTES = 200_000
@@ -91,6 +93,31 @@ class Alert:
             "codes": ",".join(self.codes) or "none",
             "event_name": self.event_name,
         }
+
+    def to_record(self) -> dict[str, object]:
+        """The alert as plain data, to keep it until it is sent (the state's outbox)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_record(cls, data: Mapping[str, object]) -> Alert:
+        def text(name: str) -> str:
+            return str(data.get(name, ""))
+
+        def texts(name: str) -> tuple[str, ...]:
+            value = data.get(name)
+            return tuple(str(v) for v in value) if isinstance(value, list | tuple) else ()
+
+        kind = text("kind")
+        return cls(
+            kind=cast(AlertKind, kind if kind in ALERT_KINDS else "changed"),
+            subject=clean(text("subject"), MAX_SUBJECT),
+            body=text("body")[:MAX_BODY_BYTES],
+            severity=text("severity"),
+            codes=texts("codes"),
+            regions=texts("regions"),
+            key_id=text("key_id"),
+            event_name=text("event_name"),
+        )
 
     def summary(self) -> dict[str, object]:
         return {"subject": self.subject, "severity": self.severity, "codes": list(self.codes), "kind": self.kind}
