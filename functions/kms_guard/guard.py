@@ -338,6 +338,7 @@ class Guard:
         asked = [r for r in report.regions if r.policy is not None]
         if reasoner is None or not asked:
             return report, {}
+
         def ask(region_report: RegionReport) -> Opinion:
             reference = reference_policy(self.settings.vendor, region_report.region)
             return reasoner.check_no_new_access(region_report.region, region_report.policy or "", reference)
@@ -544,7 +545,9 @@ class Guard:
         planned = next((w.policy for w in plan.writes if w.kind == "put-key-policy" and w.policy), None)
         if self._reasoner is None or planned is None:
             return plan
-        opinion = self._reasoner.check_no_new_access(plan.region, planned, reference_policy(self.settings.vendor, plan.region))
+        opinion = self._reasoner.check_no_new_access(
+            plan.region, planned, reference_policy(self.settings.vendor, plan.region)
+        )
         if opinion.result == "PASS":
             return plan
         why = (

@@ -46,7 +46,8 @@ SUBJECT_PHRASE: dict[Code, str] = {
 }
 
 IMPACT: dict[Code, str] = {
-    Code.KEY_NOT_FOUND: "{vendor} cannot use the key in this Region: it needs a replica of the key with the grant there.",
+    Code.KEY_NOT_FOUND: "{vendor} cannot use the key in this Region: it needs a replica of the key with the grant "
+    "there.",
     Code.KEY_DISABLED: "{outage}",
     Code.KEY_PENDING_DELETION: "The key is unusable now: {outage} When the waiting period ends the key, and every "
     "piece of data it protects, is lost for good.",

@@ -90,7 +90,9 @@ def assess_policy(
     parts: list[GrantAssessment] = []
     for grant in profile.grants():
         if grant.kind not in EVALUATED_KINDS:
-            raise ValueError(f"{profile.display_name}: grant kind {grant.kind!r} is not evaluated")  # profiles.py refuses it
+            raise ValueError(
+                f"{profile.display_name}: grant kind {grant.kind!r} is not evaluated"
+            )  # profiles.py refuses it
         worst: dict[str, ActionDecision] = {}
         for caller in callers(grant, key_arn):
             for action, decision in evaluate(policy, caller, grant.concrete_actions, budget=budget).items():
@@ -141,9 +143,7 @@ def assess_policy(
     return PolicyAssessment(combined, tuple(findings), tuple(parts))
 
 
-def _grant_findings(
-    who: str, decisions: dict[str, ActionDecision], region: str | None, fixable: bool
-) -> list[Finding]:
+def _grant_findings(who: str, decisions: dict[str, ActionDecision], region: str | None, fixable: bool) -> list[Finding]:
     findings: list[Finding] = []
 
     denied: dict[str, list[str]] = {}
@@ -224,7 +224,8 @@ def assess_region(
     region, key_arn = observation.region, observation.key_arn
     if observation.not_found:
         message = (
-            f"No key with this key ID exists in {region}: {profile.display_name} cannot operate in this Region until the "
+            f"No key with this key ID exists in {region}: {profile.display_name} cannot operate in this Region until "
+            "the "
             "key is replicated there with the grant."
         )
         return RegionReport(region, key_arn, None, (Finding(Code.KEY_NOT_FOUND, "critical", region, message),))
@@ -242,7 +243,8 @@ def assess_region(
                 Code.POLICY_UNREADABLE,
                 "critical",
                 region,
-                f"The guard could not read {what} in {region} ({reason}); it cannot tell whether {profile.display_name} "
+                f"The guard could not read {what} in {region} ({reason}); it cannot tell whether "
+                f"{profile.display_name} "
                 "still has access. Check that the key policy lets the guard's role call kms:DescribeKey and "
                 "kms:GetKeyPolicy.",
             )

@@ -108,6 +108,13 @@ class Caller:
     """The vendor's role ARN when the caller is known to be it (`aws:PrincipalArn` is then known)."""
 
     @property
+    def key_account(self) -> str | None:
+        """The account that owns the key (the customer's), when the key ARN is known."""
+        if self.key_arn is not None and self.key_arn.startswith("arn:") and self.key_arn.count(":") >= 5:
+            return self.key_arn.split(":", 5)[4] or None
+        return None
+
+    @property
     def region(self) -> str | None:
         """The key's Region, when its ARN is known (it decides `kms:ViaService` for a vendor calling via a service)."""
         if self.key_arn is not None and self.key_arn.startswith("arn:") and self.key_arn.count(":") >= 5:
@@ -216,7 +223,13 @@ _IAM_ARN = re.compile(r"arn:(aws[a-z-]*):(iam|sts)::([0-9]{12}):([\x21-\x7e]+)")
 """An IAM or STS principal ARN: printable ASCII with no whitespace, matched whole (`fullmatch`, never `$`)."""
 
 
-def principal_match(entry: Principal, account: str | None, partition: str = "aws", principal: str | None = None) -> Tri:
+def principal_match(
+    entry: Principal,
+    account: str | None,
+    partition: str = "aws",
+    principal: str | None = None,
+    not_account: str | None = None,
+) -> Tri:
     """Whether a Principal entry covers an unknown principal of `account`, by AWS's grammar for principals.
 
     `account` None: the vendor's account is not known, so any well-formed account principal may be it (UNKNOWN).
@@ -227,6 +240,8 @@ def principal_match(entry: Principal, account: str | None, partition: str = "aws
     https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic-cross-account.html): the
     vendor's grant rests on the same identity policy either way. A session of the role (`assumed-role`) is UNKNOWN
     (its session name is not known); another role or user in that account is not the caller.
+    `not_account`: the key's own account, which is never the vendor's (vendors.md: the vendor calls from its own
+    accounts), so a grant to the customer's account does not reach a vendor whose accounts are not known.
     """
     if entry.type == "*" or (entry.type == "AWS" and entry.value == "*"):
         return Tri.TRUE
@@ -234,12 +249,14 @@ def principal_match(entry: Principal, account: str | None, partition: str = "aws
         return Tri.FALSE  # service, federated and canonical-user principals are never the vendor's account
     value = entry.value
     if _ACCOUNT_ID.fullmatch(value):
-        return Tri.UNKNOWN if account is None else Tri.of(value == account)
+        if account is None:
+            return Tri.FALSE if value == not_account else Tri.UNKNOWN
+        return Tri.of(value == account)
     arn = _IAM_ARN.fullmatch(value)
     if arn is None or arn.group(1) != partition or "*" in value or "?" in value:
         return Tri.FALSE  # malformed, another partition, or a wildcard (AWS never matches those)
-    if account is not None and arn.group(3) != account:
-        return Tri.FALSE  # another account
+    if (account is not None and arn.group(3) != account) or arn.group(3) == not_account:
+        return Tri.FALSE  # another account, or the key's own (the vendor calls from its own accounts)
     service, resource = arn.group(2), arn.group(4)
     if resource == "root":
         if service != "iam":
@@ -261,7 +278,10 @@ def _principal(statement: Statement, caller: Caller) -> tuple[Tri, tuple[str, ..
     account = caller.account
     if statement.principal_negated and statement.effect == "Allow":
         return Tri.FALSE, ()  # NotPrincipal with Allow is not supported by AWS: it grants nothing
-    results = [(p, principal_match(p, account, caller.partition, caller.principal)) for p in statement.principals]
+    key_account = caller.key_account
+    results = [
+        (p, principal_match(p, account, caller.partition, caller.principal, key_account)) for p in statement.principals
+    ]
     hit = any_of(r for _, r in results)
     if not statement.principal_negated:
         whose = f"account {account}" if account is not None else "the vendor's (unknown) accounts"

@@ -89,7 +89,9 @@ def guard_statement(
             values = pin.rendered(grant.account, region)
             if values is None:
                 need = "the key's Region (--key-arn)" if grant.account is not None else "the vendor's account"
-                raise StatementError(f"{profile.display_name}: {pin.key} needs {need} to write the {grant.label or 'vendor'} statement")
+                raise StatementError(
+                    f"{profile.display_name}: {pin.key} needs {need} to write the {grant.label or 'vendor'} statement"
+                )
             condition.setdefault(pin.operator, {})[pin.key] = values[0] if len(values) == 1 else list(values)
         statement["Condition"] = condition
     return statement
@@ -216,7 +218,6 @@ def plan_restore_statement(policy_text: str, profile: VendorProfile, *, key_arn:
     )
 
 
-
 def plan_revert(policy_text: str, baseline: str, profile: VendorProfile, *, key_arn: str | None = None) -> RepairPlan:
     policy = parse_policy(policy_text)
     assessment = assess_policy(policy, profile, key_arn=key_arn)
@@ -285,14 +286,14 @@ def _deny_refusal(assessment: PolicyAssessment, profile: VendorProfile) -> str |
         if decision.denied_by:
             label = decision.denied_by[0].statement.label
             return (
-                f"Deny statement {label} blocks {action} for {profile.display_name}'s account; the guard never weakens a Deny: "
+                f"Deny statement {label} blocks {action} for {profile.display_name}; the guard never weakens a Deny: "
                 "change or remove that statement."
             )
     for action, decision in assessment.decisions.items():
         if decision.maybe_denied_by and decision.decision == "conditional" and decision.allowed_by:
             label = decision.maybe_denied_by[0].statement.label
             return (
-                f"Deny statement {label} may block {action} for {profile.display_name}'s account under conditions the guard "
+                f"Deny statement {label} may block {action} for {profile.display_name} under conditions the guard "
                 "cannot decide; the guard never weakens a Deny."
             )
     return None

@@ -51,12 +51,13 @@ class RequestContext:
 
     def values(self, account: str | None, region: str | None = None) -> dict[str, str]:
         out: dict[str, str] = {}
-        for key, value in self.known:
-            if ACCOUNT in value:
+        for key, template in self.known:
+            if ACCOUNT in template:
                 if account is None:
                     continue  # the vendor's account is not known: the key stays unknown
-                value = value.replace(ACCOUNT, account)
-            out[key] = value
+                out[key] = template.replace(ACCOUNT, account)
+            else:
+                out[key] = template
         if self.organization is not None:
             out["aws:principalorgid"] = self.organization
         if self.via_service is not None and region is not None:
@@ -94,16 +95,10 @@ class PinCondition:
     def rendered(self, account: str | None, region: str | None) -> tuple[str, ...] | None:
         """The values with the account and Region filled in; None when one of them is needed but not known."""
         out = []
-        for value in self.values:
-            if ACCOUNT in value:
-                if account is None:
-                    return None
-                value = value.replace(ACCOUNT, account)
-            if REGION in value:
-                if region is None:
-                    return None
-                value = value.replace(REGION, region)
-            out.append(value)
+        for template in self.values:
+            if (ACCOUNT in template and account is None) or (REGION in template and region is None):
+                return None
+            out.append(template.replace(ACCOUNT, account or ACCOUNT).replace(REGION, region or REGION))
         return tuple(out)
 
 
