@@ -329,7 +329,7 @@ def resolve(document: Document, *, roles: tuple[str, ...] = (), account: str | N
         raise ProfileError(f"{name}: --vendor-role does not apply: {name} is not granted through vendor roles")
     if account is not None:
         if not ACCOUNT_ID.match(account):
-            raise ProfileError(f"--vendor-account must be a 12-digit AWS account ID, not {account[:40]!r}")
+            raise ProfileError(f"--vendor-account: must be a 12-digit AWS account ID, not {account[:40]!r}")
         if not any("account" in g for g in account_grants):
             raise ProfileError(f"{name}: --vendor-account does not apply: {name} is granted through vendor roles")
     for g in raw["grants"]:
