@@ -1,10 +1,10 @@
 """CDK context in, one frozen typed config out. Stacks never read context.
 
 Context keys (stable, design.md): keyArn (required), regions, alertEmails, remediation, restoreKeyState, dryRun,
-trustedPrincipals, checkSchedule, vendorAccount, vendor, vendorRoles, vendorProfile; the opt-in features
-securityHub, findingEvents, secondOpinion and canary (booleans, default false). Values may come from cdk.json (JSON types) or `-c key=value` (strings), so lists
-accept a comma string and booleans accept "true"/"false". Every problem is reported, one clear line each, and the app
-exits without a traceback. No AWS call: the account and home Region come from the key ARN.
+trustedPrincipals, checkSchedule, vendorAccount, vendor, vendorRoles, vendorProfile; the opt-in features securityHub,
+findingEvents, secondOpinion and canary (booleans, default false). Values may come from cdk.json (JSON types) or `-c
+key=value` (strings), so lists accept a comma string and booleans accept "true"/"false". Every problem is reported, one
+clear line each, and the app exits without a traceback. No AWS call: the account and home Region come from the key ARN.
 
 The vendor: `vendor` names a shipped profile (default rockset), `vendorRoles` the roles it issued for this customer,
 `vendorProfile` the path of the user's own profile file. That file is validated here (the same loader as the runtime)
