@@ -255,8 +255,10 @@ def principal_match(
     arn = _IAM_ARN.fullmatch(value)
     if arn is None or arn.group(1) != partition or "*" in value or "?" in value:
         return Tri.FALSE  # malformed, another partition, or a wildcard (AWS never matches those)
-    if (account is not None and arn.group(3) != account) or arn.group(3) == not_account:
-        return Tri.FALSE  # another account, or the key's own (the vendor calls from its own accounts)
+    if account is not None and arn.group(3) != account:
+        return Tri.FALSE  # another account
+    if account is None and arn.group(3) == not_account:
+        return Tri.FALSE  # the key's own account: never the vendor's unknown accounts
     service, resource = arn.group(2), arn.group(4)
     if resource == "root":
         if service != "iam":
