@@ -14,7 +14,11 @@ def build_app(config: GuardConfig, app: cdk.App | None = None) -> tuple[cdk.App,
     app = app or cdk.App()
     env = cdk.Environment(account=config.account, region=config.home_region)
     home = GuardStack(
-        app, "KmsGuard", config=config, env=env, description="kms-guard: keeps a KMS key usable by Rockset"
+        app,
+        "KmsGuard",
+        config=config,
+        env=env,
+        description=f"kms-guard: keeps a KMS key usable by {config.vendor_display_name}",
     )
     forwarders = []
     for region in config.other_regions:

@@ -1,10 +1,16 @@
 """CDK context in, one frozen typed config out. Stacks never read context.
 
 Context keys (stable, design.md): keyArn (required), regions, alertEmails, remediation, restoreKeyState, dryRun,
-trustedPrincipals, checkSchedule, vendorAccount; the opt-in features securityHub, findingEvents, secondOpinion and
-canary (booleans, default false). Values may come from cdk.json (JSON types) or `-c key=value` (strings), so lists
-accept a comma string and booleans accept "true"/"false". Every problem is reported, one clear line each, and the app
-exits without a traceback. No AWS call: the account and home Region come from the key ARN.
+trustedPrincipals, checkSchedule, vendorAccount, vendor, vendorRoles, vendorProfile; the opt-in features securityHub,
+findingEvents, secondOpinion and canary (booleans, default false). Values may come from cdk.json (JSON types) or `-c
+key=value` (strings), so lists accept a comma string and booleans accept "true"/"false". Every problem is reported, one
+clear line each, and the app exits without a traceback. No AWS call: the account and home Region come from the key ARN.
+
+The vendor: `vendor` names a shipped profile (default rockset), `vendorRoles` the roles it issued for this customer,
+`vendorProfile` the path of the user's own profile file. That file is validated here (the same loader as the runtime)
+and travels with the deployment inside the functions' environment, `KMS_GUARD_VENDOR_PROFILE`, as
+`zlib+base64:` + base64(zlib(compact JSON without notes)), so the Lambda asset is never staged again. Lambda allows
+4 KB of environment in all: a profile that does not fit fails the synth with a clear message.
 """
 
 from __future__ import annotations
@@ -14,10 +20,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from kms_guard.core import profiles
 from kms_guard.core.arns import ArnError, KeyArn, parse_multi_region_key_arn, parse_regions
 from kms_guard.core.coverage import CANARY_ROLE_NAME, RULE_NAMES
 from kms_guard.core.vendor import ACCOUNT_ID, ROCKSET_ACCOUNT
-from kms_guard.settings import ENV_NAMES, REMEDIATION_MODES, Remediation, SettingsError, build_settings
+from kms_guard.settings import (
+    ENV_NAMES,
+    REMEDIATION_MODES,
+    Remediation,
+    SettingsError,
+    build_settings,
+    encode_profile,
+)
 
 from infra.layers import NoLayerError, powertools_account
 from infra.schedule import Heartbeat, ScheduleError, heartbeat
@@ -32,12 +46,19 @@ CONTEXT_KEYS = (
     "trustedPrincipals",
     "checkSchedule",
     "vendorAccount",
+    "vendor",
+    "vendorRoles",
+    "vendorProfile",
     "securityHub",
     "findingEvents",
     "secondOpinion",
     "canary",
 )
 DEFAULT_SCHEDULE = "rate(15 minutes)"
+LAMBDA_ENV_LIMIT = 4096
+"""Lambda's limit on a function's environment variables, names and values together (bytes)."""
+_WORST_TOPIC_ARN = "arn:aws-us-gov:sns:us-gov-west-1:123456789012:" + "t" * 256
+_WORST_TABLE = "t" * 255
 _EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[A-Za-z]{2,}$")
 
 
@@ -57,7 +78,14 @@ class GuardConfig:
     dry_run: bool = False
     trusted_principals: tuple[str, ...] = ()
     check_schedule: str = DEFAULT_SCHEDULE
-    vendor_account: str = ROCKSET_ACCOUNT
+    vendor_account: str | None = ROCKSET_ACCOUNT
+    """Set only when given, or for the default vendor (Rockset's account, as before)."""
+    vendor: str | None = None
+    """A shipped profile name (None: the default, or a profile file)."""
+    vendor_roles: tuple[str, ...] = ()
+    vendor_profile: str | None = None
+    """The user's profile, encoded for KMS_GUARD_VENDOR_PROFILE (`settings.encode_profile`)."""
+    vendor_display_name: str = "Rockset"
     security_hub: bool = False
     finding_events: bool = False
     second_opinion: bool = False
@@ -112,11 +140,19 @@ class GuardConfig:
             "restore_key_state": str(self.restore_key_state).lower(),
             "dry_run": str(self.dry_run).lower(),
             "trusted_principals": ",".join(self.trusted_principals),
-            "vendor_account": self.vendor_account,
             "rule_names": ",".join(RULE_NAMES),
             "check_interval_minutes": str(self.heartbeat.interval_minutes),
             "canary_role_arn": self.canary_role_arn or "",
         }
+        # The vendor settings are set only when given (the runtime's default is Rockset, as before).
+        for field, value in (
+            ("vendor_account", self.vendor_account or ""),
+            ("vendor", self.vendor or ""),
+            ("vendor_roles", ",".join(self.vendor_roles)),
+            ("vendor_profile", self.vendor_profile or ""),
+        ):
+            if value:
+                values[field] = value
         # The opt-in features are set only when on: a deployment without them carries no trace of them.
         for field, on in (
             ("security_hub", self.security_hub),
@@ -172,9 +208,27 @@ def config_from_context(context: Mapping[str, Any]) -> GuardConfig:
     except ScheduleError as exc:
         problems.append(f"checkSchedule: {exc}")
 
-    vendor = str(context.get("vendorAccount") or ROCKSET_ACCOUNT).strip()
-    if not ACCOUNT_ID.match(vendor):
+    vendor_name = str(context.get("vendor") or "").strip() or None
+    vendor_roles = tuple(_as_list(context.get("vendorRoles"), "vendorRoles", problems))
+    profile_path = str(context.get("vendorProfile") or "").strip() or None
+    raw_account = str(context.get("vendorAccount") or "").strip() or None
+    default_vendor = vendor_name in (None, profiles.DEFAULT) and profile_path is None
+    vendor = raw_account or (ROCKSET_ACCOUNT if default_vendor else None)
+    if vendor is not None and not ACCOUNT_ID.match(vendor):
         problems.append(f"vendorAccount: must be a 12-digit AWS account ID, not {vendor[:40]!r}")
+    encoded_profile: str | None = None
+    if profile_path is not None:
+        if vendor_name is not None:
+            problems.append("vendor and vendorProfile: give one, not both")
+        try:
+            with open(profile_path, encoding="utf-8") as handle:
+                document = profiles.parse(handle.read(), profile_path)
+            encoded_profile = encode_profile(document)
+        except OSError as exc:
+            problems.append(f"vendorProfile: cannot read {profile_path}: {exc.strerror}")
+        except profiles.ProfileError as exc:
+            problems.append(f"vendorProfile: {exc}")
+    display_name = "Rockset"
 
     trusted = tuple(_as_list(context.get("trustedPrincipals"), "trustedPrincipals", problems))
     if key is not None:
@@ -185,12 +239,23 @@ def config_from_context(context: Mapping[str, Any]) -> GuardConfig:
     if key is not None and not problems:
         # The runtime's own validation: what the app accepts, the Lambda's cold start accepts too.
         try:
-            build_settings(
+            settings = build_settings(
                 key_arn=str(key),
                 regions=regions,
                 trusted_principals=trusted,
-                names={"trusted_principals": "trustedPrincipals"},
+                vendor=vendor_name,
+                vendor_roles=vendor_roles,
+                vendor_profile=encoded_profile,
+                vendor_account=vendor,
+                names={
+                    "trusted_principals": "trustedPrincipals",
+                    "vendor": "vendor",
+                    "vendor_roles": "vendorRoles",
+                    "vendor_profile": "vendorProfile",
+                    "vendor_account": "vendorAccount",
+                },
             )
+            display_name = settings.vendor.display_name
         except SettingsError as exc:
             problems.append(str(exc))
 
@@ -198,7 +263,7 @@ def config_from_context(context: Mapping[str, Any]) -> GuardConfig:
     problems.extend(f"{k}: unknown context key (did you mean {_NEAR_MISSES[k]}?)" for k in unknown)
     if problems or key is None or mode is None:
         raise ConfigError(problems)
-    return GuardConfig(
+    config = GuardConfig(
         key=key,
         regions=regions,
         alert_emails=emails,
@@ -208,11 +273,24 @@ def config_from_context(context: Mapping[str, Any]) -> GuardConfig:
         trusted_principals=trusted,
         check_schedule=schedule,
         vendor_account=vendor,
+        vendor=vendor_name,
+        vendor_roles=vendor_roles,
+        vendor_profile=encoded_profile,
+        vendor_display_name=display_name,
         security_hub=security_hub,
         finding_events=finding_events,
         second_opinion=second_opinion,
         canary=canary,
     )
+    size = sum(len(k) + len(v.encode()) for k, v in config.environment(_WORST_TOPIC_ARN, _WORST_TABLE).items())
+    if size > LAMBDA_ENV_LIMIT:
+        raise ConfigError(
+            [
+                f"vendorProfile: the functions' environment would be {size} bytes with this profile, over Lambda's "
+                f"{LAMBDA_ENV_LIMIT}-byte limit: shorten the profile (sources, outage text) or use a shipped vendor"
+            ]
+        )
+    return config
 
 
 _NEAR_MISSES = {k.lower(): k for k in CONTEXT_KEYS if k.lower() != k} | {

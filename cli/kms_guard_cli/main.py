@@ -15,12 +15,14 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TextIO
 
+from kms_guard.core import profiles
+from kms_guard.core.alerts import vendor_grantee
 from kms_guard.core.arns import ArnError, KeyArn
 from kms_guard.core.compliance import PolicyAssessment, assess_policy
 from kms_guard.core.coverage import CoverageReport
 from kms_guard.core.findings import Finding, KeyReport, RegionReport, Verdict, verdict_of
 from kms_guard.core.policy import MAX_POLICY_BYTES, PolicyError, parse_policy
-from kms_guard.core.repair import guard_statement, plan_repair
+from kms_guard.core.repair import StatementError, guard_statements, plan_repair
 from kms_guard.core.second_opinion import Opinion, agrees, dispute, guard_view, reference_policy
 from kms_guard.core.vendor import ACCOUNT_ID, ROCKSET, VendorProfile
 from kms_guard.guard import second_opinion_dicts
@@ -67,11 +69,33 @@ def _read_input(path: str, what: str = "policy") -> str:
         raise BadInput(f"{what} file {path} is not UTF-8 text (byte {exc.start})") from None
 
 
+def _vendor_roles(args: argparse.Namespace) -> tuple[str, ...]:
+    return tuple(r.strip() for item in (args.vendor_role or []) for r in item.split(",") if r.strip())
+
+
+def _vendor_profile_text(args: argparse.Namespace) -> str | None:
+    if args.vendor_profile is None:
+        return None
+    if args.vendor is not None:
+        raise BadInput("--vendor and --vendor-profile: give one, not both")
+    return _read_input(args.vendor_profile, "vendor profile")
+
+
 def _vendor(args: argparse.Namespace) -> VendorProfile:
+    """The vendor profile the options name: --vendor / --vendor-profile, --vendor-role, --vendor-account."""
     account = args.vendor_account
-    if not ACCOUNT_ID.match(account):
+    if account is not None and not ACCOUNT_ID.match(account):
         raise BadInput(f"--vendor-account must be a 12-digit AWS account ID, not {account[:40]!r}")
-    return ROCKSET.with_account(account)
+    roles = _vendor_roles(args)
+    text = _vendor_profile_text(args)
+    if text is None and args.vendor is None and not roles:
+        return ROCKSET if account is None else ROCKSET.with_account(account)
+    try:
+        return profiles.load(
+            args.vendor, profile_text=text, profile_source=args.vendor_profile or "", roles=roles, account=account
+        )
+    except profiles.ProfileError as exc:
+        raise BadInput(str(exc)) from None
 
 
 def _key_arn(args: argparse.Namespace) -> str | None:
@@ -111,7 +135,7 @@ def render_finding(finding: Finding) -> str:
 
 def _print_policy_verdict(assessment: PolicyAssessment, profile: VendorProfile, out: TextIO) -> None:
     verdict = verdict_of(assessment.findings)
-    print(f"{_VERDICT_TEXT[verdict]}: key policy for {profile.name} (account {profile.account})", file=out)
+    print(f"{_VERDICT_TEXT[verdict]}: key policy for {profile.display_name} ({vendor_grantee(profile)})", file=out)
     if assessment.granted:
         print(f"  granted:     {', '.join(assessment.granted)}", file=out)
     if assessment.missing:
@@ -141,7 +165,7 @@ def _second_opinion_on_policy(text: str, profile: VendorProfile, key_arn: str | 
     if not region:
         raise BadInput("--second-opinion needs a Region: give --key-arn, or set AWS_REGION")
     opinion = AccessAnalyzerReasoner(ClientFactory(session)).check_no_new_access(
-        region, text, reference_policy(profile)
+        region, text, reference_policy(profile, region)
     )
     if opinion.result == "ERROR":
         raise BadInput(f"--second-opinion: no answer from IAM Access Analyzer: {opinion.message}")
@@ -231,7 +255,12 @@ def guard_role_statement(role_arns: list[str], remediation: str, restore_key_sta
 
 def cmd_statement(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     profile = _vendor(args)
-    statements = [guard_statement(profile)]
+    key_arn = _key_arn(args)
+    try:
+        statements = guard_statements(profile, key_arn.split(":")[3] if key_arn else None)
+    except StatementError as exc:
+        raise BadInput(str(exc)) from None
+    vendor_count = len(statements)
     roles = [r.strip() for r in (args.guard_role_arn or []) for r in r.split(",") if r.strip()]
     for role in roles:
         if not _ROLE_ARN.match(role):
@@ -241,12 +270,14 @@ def cmd_statement(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if roles:
         statements.append(guard_role_statement(roles, args.remediation, args.restore_key_state))
     if args.output == "json":
-        _emit_json({"statements": statements}, out)
+        _emit_json({"vendor": profile.name, "statements": statements}, out)
     else:
+        grant = "grant" if vendor_count == 1 else f"{vendor_count} statements"
         print(
-            f"# Add to the key policy in every Region: {profile.name}'s grant (account {profile.account})"
+            f"# Add to the key policy in every Region: {profile.display_name}'s {grant} ({vendor_grantee(profile)})"
             + (", and the guard's own access" if roles else "")
-            + ". Both go in the Statement list.",
+            + ". They go in the Statement list."
+            + (f" If {profile.display_name} loses the key: {profile.outage_text}" if profile.outage else ""),
             file=out,
         )
         body = statements[0] if len(statements) == 1 else statements
@@ -260,6 +291,9 @@ def _settings(args: argparse.Namespace) -> Settings:
             key_arn=args.key_arn,
             regions=args.regions,
             vendor_account=args.vendor_account,
+            vendor=args.vendor,
+            vendor_roles=_vendor_roles(args),
+            vendor_profile=_vendor_profile_text(args),
             topic_arn=getattr(args, "topic_arn", None),
             state_table=getattr(args, "state_table", None),
             remediation=getattr(args, "remediation", "off"),
@@ -285,6 +319,9 @@ CLI_NAMES = {
     "dry_run": "--dry-run",
     "trusted_principals": "--trusted-principals",
     "vendor_account": "--vendor-account",
+    "vendor": "--vendor",
+    "vendor_roles": "--vendor-role",
+    "vendor_profile": "--vendor-profile",
     "security_hub": "--security-hub",
     "finding_events": "--finding-events",
     "second_opinion": "--second-opinion",
@@ -292,7 +329,9 @@ CLI_NAMES = {
 
 
 def _print_report(report: KeyReport, vendor: VendorProfile, out: TextIO) -> None:
-    print(f"{_VERDICT_TEXT[report.verdict]}: {report.key_arn} ({vendor.name} account {vendor.account})", file=out)
+    print(
+        f"{_VERDICT_TEXT[report.verdict]}: {report.key_arn} ({vendor.display_name}: {vendor_grantee(vendor)})", file=out
+    )
     for region in report.regions:
         state = region.key_state or "-"
         print(f"  {region.region:16} {state:24} {_VERDICT_TEXT[region.verdict]}", file=out)
@@ -395,6 +434,60 @@ def cmd_handle_event(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return _with_coverage(EXIT_OK, result.coverage, args.strict_coverage)
 
 
+def cmd_vendors(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    try:
+        if args.vendor_profile is not None:
+            documents = [profiles.parse(_read_input(args.vendor_profile, "vendor profile"), args.vendor_profile)]
+        elif args.name is not None:
+            documents = [profiles.shipped(args.name)]
+        else:
+            documents = [profiles.shipped(name) for name in profiles.SHIPPED]
+    except profiles.ProfileError as exc:
+        raise BadInput(str(exc)) from None
+    summaries = [profiles.summary(d) for d in documents]
+    if args.output == "json":
+        _emit_json({"vendors": summaries}, out)
+        return EXIT_OK
+    for i, item in enumerate(summaries):
+        if i:
+            print("", file=out)
+        _print_vendor(item, out)
+    return EXIT_OK
+
+
+def _print_vendor(item: dict[str, Any], out: TextIO) -> None:
+    status = item["status"] + (f" since {item['discontinued']}" if item["discontinued"] else "")
+    default = " (default)" if item["name"] == profiles.DEFAULT else ""
+    print(f"{item['name']}{default}: {item['display_name']}, {status}", file=out)
+    for grant in item["grants"]:
+        who = {
+            "account": f"account {grant.get('account') or '(ask: --vendor-account)'}",
+            "vendor-roles": "roles " + (", ".join(grant.get("roles") or []) or "(ask: --vendor-role)"),
+            "pinned-wildcard": 'Principal "*" pinned by '
+            + "; ".join(f"{c['operator']} {c['key']} {', '.join(c['values'])}" for c in grant.get("conditions", [])),
+            "customer-role": "a role in your own account (not evaluated yet)",
+        }[grant["kind"]]
+        optional = " [optional, not guarded]" if grant.get("optional") else ""
+        print(f"  grant {grant['label']}{optional}: {who}", file=out)
+        print(f"    actions: {', '.join(grant['actions'])}", file=out)
+    rules = item["key_rules"]
+    multi = rules["multi_region"] or "unknown"
+    alias = {True: "accepted", False: "not accepted", None: "unknown"}[rules["alias_accepted"]]
+    print(f"  key: {rules['key_spec']}, {rules['key_usage']}, multi-Region {multi}, alias {alias}", file=out)
+    print(f"  Regions: {', '.join(item['regions']) or 'the vendor resource Region'}", file=out)
+    minutes = item["outage"]["minutes"]
+    print(
+        f"  outage: {'within ' + str(minutes) + ' minutes' if minutes is not None else 'time not published'}: "
+        f"{item['outage']['text']}",
+        file=out,
+    )
+    print(f"  recovery: {item['outage']['recovery']}", file=out)
+    for entry in item["unconfirmed"]:
+        print(f"  unconfirmed {entry['fact']}: {entry['ask']}", file=out)
+    for source in item["sources"]:
+        print(f"  source: {source}", file=out)
+
+
 def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from kms_guard_cli.demo import DemoError, run_demo
 
@@ -414,15 +507,30 @@ Command = Callable[[argparse.Namespace, TextIO, TextIO], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = _Parser(add_help=False)
-    common.add_argument("--output", choices=("text", "json"), default="text", help="text for people (default), json")
+    output = _Parser(add_help=False)
+    output.add_argument("--output", choices=("text", "json"), default="text", help="text for people (default), json")
+    common = _Parser(add_help=False, parents=[output])
+    common.add_argument(
+        "--vendor",
+        metavar="NAME",
+        help=f"a shipped vendor profile (default {profiles.DEFAULT}; `kms-guard vendors` lists them): "
+        + ", ".join(profiles.SHIPPED),
+    )
+    common.add_argument("--vendor-profile", metavar="FILE", help="your own vendor profile file (README, Vendors)")
+    common.add_argument(
+        "--vendor-role",
+        action="append",
+        metavar="ARN",
+        help="a role ARN the vendor issued for you (repeat, or comma-separate; ClickHouse, Confluent)",
+    )
     common.add_argument(
         "--vendor-account",
-        default=ROCKSET.account,
         metavar="ACCOUNT_ID",
-        help=f"the vendor's AWS account ID (default: Rockset's, {ROCKSET.account})",
+        help=f"the vendor's AWS account ID (default: the profile's; Rockset's is {ROCKSET.account}; TiDB asks for it)",
     )
-    parser = _Parser(prog="kms-guard", description="Guard a customer-managed KMS key that Rockset needs.")
+    parser = _Parser(
+        prog="kms-guard", description="Guard a customer-managed KMS key that a SaaS vendor needs (kms-guard vendors)."
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     check_policy = sub.add_parser(
@@ -466,6 +574,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ARN",
         help="the guard's role ARN (repeat, or comma-separate; from the KmsGuard stack outputs)",
     )
+    statement.add_argument("--key-arn", help="the key's ARN (its Region fills a pinned kms:ViaService, e.g. TiDB)")
     statement.add_argument("--remediation", default="off", help="the remediation mode deployed (default off)")
     statement.add_argument("--restore-key-state", action="store_true", help="restoreKeyState is deployed on")
     statement.set_defaults(func=cmd_statement)
@@ -519,6 +628,17 @@ def build_parser() -> argparse.ArgumentParser:
     handle.add_argument("--state-table", help="DynamoDB state table (in the key's Region)")
     handle.add_argument("--topic-arn", help="SNS topic to publish alerts to")
     handle.set_defaults(func=cmd_handle_event)
+
+    vendors = sub.add_parser(
+        "vendors",
+        parents=[output],
+        help="list the vendor profiles",
+        description="Lists the shipped vendor profiles (or one, or your own with --vendor-profile): how the vendor is "
+        "granted, the actions, key rules, Regions, time to outage, what is unconfirmed, sources.",
+    )
+    vendors.add_argument("name", nargs="?", metavar="NAME", help="one shipped profile")
+    vendors.add_argument("--vendor-profile", metavar="FILE", help="show your own profile file (validated)")
+    vendors.set_defaults(func=cmd_vendors)
 
     demo = sub.add_parser(
         "demo",

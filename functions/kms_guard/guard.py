@@ -370,9 +370,9 @@ class Guard:
         asked = [r for r in report.regions if r.policy is not None]
         if reasoner is None or not asked:
             return report, {}
-        reference = reference_policy(self.settings.vendor)
 
         def ask(region_report: RegionReport) -> Opinion:
+            reference = reference_policy(self.settings.vendor, region_report.region)
             return reasoner.check_no_new_access(region_report.region, region_report.policy or "", reference)
 
         if len(asked) == 1:
@@ -453,7 +453,7 @@ class Guard:
                 CoverageChange(change.kind, record.coverage_codes),
                 coverage,
                 key_arn=self.settings.key_arn,
-                vendor_name=self.settings.vendor.name,
+                vendor_name=self.settings.vendor.display_name,
                 check_minutes=self.settings.check_interval_minutes,
             )
             self._notifier.publish(alert)
@@ -606,12 +606,14 @@ class Guard:
         planned = next((w.policy for w in plan.writes if w.kind == "put-key-policy" and w.policy), None)
         if self._reasoner is None or planned is None:
             return plan
-        opinion = self._reasoner.check_no_new_access(plan.region, planned, reference_policy(self.settings.vendor))
+        opinion = self._reasoner.check_no_new_access(
+            plan.region, planned, reference_policy(self.settings.vendor, plan.region)
+        )
         if opinion.result == "PASS":
             return plan
         why = (
             f"the second opinion (IAM Access Analyzer) does not confirm that the planned policy grants "
-            f"{self.settings.vendor.name} ({opinion.text()}), so it is not written"
+            f"{self.settings.vendor.display_name} ({opinion.text()}), so it is not written"
         )
         writes = tuple(w for w in plan.writes if w.kind != "put-key-policy")
         refused = f"{plan.refused}; {why}" if plan.refused else why

@@ -2,7 +2,10 @@
 
 Environment variables (stable, design.md "Lambda settings"): KMS_GUARD_KEY_ARN, KMS_GUARD_REGIONS, KMS_GUARD_TOPIC_ARN,
 KMS_GUARD_STATE_TABLE, KMS_GUARD_REMEDIATION (off | restore-statement | revert), KMS_GUARD_RESTORE_KEY_STATE,
-KMS_GUARD_DRY_RUN, KMS_GUARD_TRUSTED_PRINCIPALS, KMS_GUARD_VENDOR_ACCOUNT; the opt-in features KMS_GUARD_SECURITY_HUB,
+KMS_GUARD_DRY_RUN, KMS_GUARD_TRUSTED_PRINCIPALS, KMS_GUARD_VENDOR_ACCOUNT; the vendor: KMS_GUARD_VENDOR (a shipped
+profile name, default rockset), KMS_GUARD_VENDOR_ROLES (comma-separated role ARNs issued per customer) and
+KMS_GUARD_VENDOR_PROFILE (a user's own profile, the validated JSON the CDK app embeds); the opt-in features
+KMS_GUARD_SECURITY_HUB,
 KMS_GUARD_FINDING_EVENTS, KMS_GUARD_SECOND_OPINION (`true`/`false`, off when absent); for the coverage self-check
 KMS_GUARD_RULE_NAMES (the guard's rules, the same names in every Region), KMS_GUARD_CHECK_INTERVAL_MINUTES (how often
 the scheduled check runs) and, with the opt-in canary, KMS_GUARD_CANARY_ROLE_ARN. A bad value raises
@@ -12,14 +15,18 @@ nothing.
 
 from __future__ import annotations
 
+import base64
+import json
 import re
-from collections.abc import Mapping
+import zlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from kms_guard.core import profiles
 from kms_guard.core.arns import ArnError, KeyArn, parse_multi_region_key_arn, parse_regions
 from kms_guard.core.coverage import RULE_NAMES
-from kms_guard.core.vendor import ACCOUNT_ID, ROCKSET, VendorProfile
+from kms_guard.core.vendor import ROCKSET, VendorProfile
 
 Remediation = Literal["off", "restore-statement", "revert"]
 REMEDIATION_MODES: tuple[Remediation, ...] = ("off", "restore-statement", "revert")
@@ -27,7 +34,7 @@ REMEDIATION_MODES: tuple[Remediation, ...] = ("off", "restore-statement", "rever
 MAX_WRITES_PER_HOUR = 3
 """At most 3 writes per key per Region per hour (design.md, remediation rules)."""
 REMINDER_SECONDS = 3600
-"""A reminder while a critical problem lasts: Rockset pauses collections after several hours."""
+"""A reminder while a critical problem lasts (Rockset paused collections after several hours; others are faster)."""
 
 _PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:(?:iam|sts)::\d{12}:[\w+=,.@/-]+$")
 _TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]{1,256}$")
@@ -104,6 +111,9 @@ def build_settings(
     dry_run: bool | str = False,
     trusted_principals: str | list[str] | tuple[str, ...] | None = None,
     vendor_account: str | None = None,
+    vendor: str | None = None,
+    vendor_roles: str | list[str] | tuple[str, ...] | None = None,
+    vendor_profile: str | None = None,
     security_hub: bool | str = False,
     finding_events: bool | str = False,
     second_opinion: bool | str = False,
@@ -139,13 +149,13 @@ def build_settings(
     for principal in trusted:
         if not _PRINCIPAL_ARN.match(principal):
             raise SettingsError(f"{name('trusted_principals')}: not an IAM role or user ARN: {principal[:120]!r}")
-    vendor = ROCKSET
-    if vendor_account:
-        if not ACCOUNT_ID.match(vendor_account):
-            raise SettingsError(
-                f"{name('vendor_account')}: must be a 12-digit AWS account ID, not {vendor_account[:40]!r}"
-            )
-        vendor = ROCKSET.with_account(vendor_account)
+    profile = resolve_vendor(
+        vendor=vendor,
+        vendor_roles=vendor_roles,
+        vendor_profile=vendor_profile,
+        vendor_account=vendor_account,
+        name=name,
+    )
     rules = _list(rule_names) or RULE_NAMES
     for rule in rules:
         if not _RULE_NAME.match(rule):
@@ -164,7 +174,7 @@ def build_settings(
     return Settings(
         key=key,
         regions=region_list,
-        vendor=vendor,
+        vendor=profile,
         topic_arn=topic_arn or None,
         state_table=state_table or None,
         remediation=remediation,
@@ -181,6 +191,58 @@ def build_settings(
     )
 
 
+PROFILE_PREFIX = "zlib+base64:"
+"""How a user's profile travels in KMS_GUARD_VENDOR_PROFILE: this prefix, then base64(zlib(compact JSON))."""
+
+
+def encode_profile(document: profiles.Document) -> str:
+    """A validated profile document as the deployment carries it (notes dropped, everything else kept)."""
+    raw = {k: v for k, v in document.raw.items() if k not in ("notes", "$comment")}
+    text = json.dumps(raw, separators=(",", ":"), sort_keys=True)
+    return PROFILE_PREFIX + base64.b64encode(zlib.compress(text.encode("utf-8"), 9)).decode("ascii")
+
+
+def decode_profile(value: str, label: str) -> str:
+    """The profile JSON text from KMS_GUARD_VENDOR_PROFILE (encoded, or plain JSON)."""
+    if not value.startswith(PROFILE_PREFIX):
+        return value
+    try:
+        return zlib.decompress(base64.b64decode(value[len(PROFILE_PREFIX) :], validate=True)).decode("utf-8")
+    except (ValueError, zlib.error) as exc:
+        raise SettingsError(f"{label}: not a {PROFILE_PREFIX} profile ({exc})") from None
+
+
+def resolve_vendor(
+    *,
+    vendor: str | None,
+    vendor_roles: str | list[str] | tuple[str, ...] | None,
+    vendor_profile: str | None,
+    vendor_account: str | None,
+    name: Callable[[str], str],
+) -> VendorProfile:
+    """The vendor profile from the settings (a shipped name or a profile document, roles, account)."""
+    vendor = (vendor or "").strip() or None
+    account = (vendor_account or "").strip() or None
+    roles = _list(vendor_roles)
+    if vendor in (None, profiles.DEFAULT) and not vendor_profile and not roles and account is None:
+        return ROCKSET
+    try:
+        if vendor_profile:
+            if vendor not in (None, ""):
+                raise SettingsError(f"{name('vendor')} and {name('vendor_profile')}: give one, not both")
+            text = decode_profile(vendor_profile, name("vendor_profile"))
+            return profiles.load(profile_text=text, profile_source=name("vendor_profile"), roles=roles, account=account)
+        return profiles.load(vendor or profiles.DEFAULT, roles=roles, account=account)
+    except profiles.ProfileError as exc:
+        message = str(exc)
+        message = message.replace("--vendor-account", name("vendor_account")).replace(
+            "--vendor-role", name("vendor_roles")
+        )
+        if message.startswith("unknown vendor"):
+            message = f"{name('vendor')}: {message}"
+        raise SettingsError(message) from None
+
+
 ENV_NAMES = {
     "key_arn": "KMS_GUARD_KEY_ARN",
     "regions": "KMS_GUARD_REGIONS",
@@ -191,6 +253,9 @@ ENV_NAMES = {
     "dry_run": "KMS_GUARD_DRY_RUN",
     "trusted_principals": "KMS_GUARD_TRUSTED_PRINCIPALS",
     "vendor_account": "KMS_GUARD_VENDOR_ACCOUNT",
+    "vendor": "KMS_GUARD_VENDOR",
+    "vendor_roles": "KMS_GUARD_VENDOR_ROLES",
+    "vendor_profile": "KMS_GUARD_VENDOR_PROFILE",
     "security_hub": "KMS_GUARD_SECURITY_HUB",
     "finding_events": "KMS_GUARD_FINDING_EVENTS",
     "second_opinion": "KMS_GUARD_SECOND_OPINION",
@@ -215,6 +280,9 @@ def settings_from_env(environ: Mapping[str, str]) -> Settings:
         dry_run=environ.get(ENV_NAMES["dry_run"], "false"),
         trusted_principals=environ.get(ENV_NAMES["trusted_principals"]),
         vendor_account=environ.get(ENV_NAMES["vendor_account"]) or None,
+        vendor=environ.get(ENV_NAMES["vendor"]) or None,
+        vendor_roles=environ.get(ENV_NAMES["vendor_roles"]),
+        vendor_profile=environ.get(ENV_NAMES["vendor_profile"]) or None,
         security_hub=environ.get(ENV_NAMES["security_hub"], "false"),
         finding_events=environ.get(ENV_NAMES["finding_events"], "false"),
         second_opinion=environ.get(ENV_NAMES["second_opinion"], "false"),

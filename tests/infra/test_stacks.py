@@ -198,7 +198,10 @@ def test_lambda_environment_is_named_once_by_the_settings_and_accepted_by_them()
     assert len(functions) == 2
     for function in functions.values():
         variables = function["Properties"]["Environment"]["Variables"]
-        assert set(variables) == set(ENV_NAMES.values()) | {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"}
+        # The vendor profile settings are set only when given (vendor and vendorProfile exclude each other).
+        only_when_given = {ENV_NAMES[f] for f in ("vendor", "vendor_roles", "vendor_profile")}
+        expected = set(ENV_NAMES.values()) - only_when_given
+        assert set(variables) == expected | {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"}
         env = {k: v if isinstance(v, str) else deployed[json.dumps(v)] for k, v in variables.items()}
         settings = settings_from_env(env)
         assert str(settings.key) == KEY_ARN

@@ -13,11 +13,11 @@ from kms_guard.core.evaluate import ActionDecision, Caller, KeyFact, condition_r
 from kms_guard.core.findings import verdict_of
 from kms_guard.core.policy import Condition, parse_policy, parse_policy_document
 from kms_guard.core.tri import Tri
-from kms_guard.core.vendor import ROCKSET
+from kms_guard.core.vendor import ROCKSET, ROCKSET_ACCOUNT
 
 from tests.support import CUSTOMER_ROOT, ROCKSET_ROOT, admin_statement, policy_text, rockset_statement
 
-CALLER = Caller(ROCKSET.account)
+CALLER = Caller(ROCKSET_ACCOUNT)
 
 
 def decide(*statements: dict[str, Any], action: str = "kms:Decrypt") -> ActionDecision:
@@ -64,7 +64,7 @@ def test_not_granted_when_nothing_applies() -> None:
     assert decide(admin_statement()).decision == "not-granted"
 
 
-ACCOUNT_FACTS = {"kms:calleraccount": KeyFact(Tri.TRUE, lambda family, value: Tri.of(value == ROCKSET.account))}
+ACCOUNT_FACTS = {"kms:calleraccount": KeyFact(Tri.TRUE, lambda family, value: Tri.of(value == ROCKSET_ACCOUNT))}
 ABSENT_FACTS = {"aws:sourceaccount": KeyFact(Tri.FALSE, lambda family, value: Tri.FALSE)}
 MAYBE_FACTS = {"aws:principalorgid": KeyFact(Tri.UNKNOWN, lambda family, value: Tri.FALSE)}
 
@@ -72,11 +72,11 @@ MAYBE_FACTS = {"aws:principalorgid": KeyFact(Tri.UNKNOWN, lambda family, value: 
 @pytest.mark.parametrize(
     ("condition", "facts", "expected"),
     [
-        (Condition("StringEquals", "kms:CallerAccount", (ROCKSET.account,)), ACCOUNT_FACTS, Tri.TRUE),
-        (Condition("StringEquals", "KMS:CALLERACCOUNT", (ROCKSET.account,)), ACCOUNT_FACTS, Tri.TRUE),
-        (Condition("StringNotEquals", "kms:CallerAccount", (ROCKSET.account,)), ACCOUNT_FACTS, Tri.FALSE),
-        (Condition("StringEquals", "kms:CallerAccount", ("1", ROCKSET.account)), ACCOUNT_FACTS, Tri.TRUE),
-        (Condition("StringNotEquals", "kms:CallerAccount", ("1", ROCKSET.account)), ACCOUNT_FACTS, Tri.FALSE),
+        (Condition("StringEquals", "kms:CallerAccount", (ROCKSET_ACCOUNT,)), ACCOUNT_FACTS, Tri.TRUE),
+        (Condition("StringEquals", "KMS:CALLERACCOUNT", (ROCKSET_ACCOUNT,)), ACCOUNT_FACTS, Tri.TRUE),
+        (Condition("StringNotEquals", "kms:CallerAccount", (ROCKSET_ACCOUNT,)), ACCOUNT_FACTS, Tri.FALSE),
+        (Condition("StringEquals", "kms:CallerAccount", ("1", ROCKSET_ACCOUNT)), ACCOUNT_FACTS, Tri.TRUE),
+        (Condition("StringNotEquals", "kms:CallerAccount", ("1", ROCKSET_ACCOUNT)), ACCOUNT_FACTS, Tri.FALSE),
         (Condition("Null", "kms:CallerAccount", ("true",)), ACCOUNT_FACTS, Tri.FALSE),
         (Condition("Null", "kms:CallerAccount", ("false",)), ACCOUNT_FACTS, Tri.TRUE),
         (Condition("NumericEquals", "kms:CallerAccount", ("1",)), ACCOUNT_FACTS, Tri.UNKNOWN),
@@ -112,9 +112,9 @@ PRINCIPALS = [
     "*",
     {"AWS": "*"},
     {"AWS": ROCKSET_ROOT},
-    {"AWS": ROCKSET.account},
+    {"AWS": ROCKSET_ACCOUNT},
     {"AWS": CUSTOMER_ROOT},
-    {"AWS": f"arn:aws:iam::{ROCKSET.account}:role/rockset"},
+    {"AWS": f"arn:aws:iam::{ROCKSET_ACCOUNT}:role/rockset"},
     {"Service": "logs.amazonaws.com"},
     {"AWS": [CUSTOMER_ROOT, ROCKSET_ROOT]},
 ]
@@ -134,9 +134,9 @@ ACTIONS = [
 ]
 CONDITIONS = [
     None,
-    {"StringEquals": {"kms:CallerAccount": ROCKSET.account}},
+    {"StringEquals": {"kms:CallerAccount": ROCKSET_ACCOUNT}},
     {"StringEquals": {"kms:CallerAccount": "111122223333"}},
-    {"StringNotEquals": {"aws:PrincipalAccount": ROCKSET.account}},
+    {"StringNotEquals": {"aws:PrincipalAccount": ROCKSET_ACCOUNT}},
     {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}},
     {"StringNotEqualsIfExists": {"aws:PrincipalOrgID": "o-abcdef"}},
     {"StringEquals": {"kms:ViaService": "s3.us-west-2.amazonaws.com"}},

@@ -17,7 +17,7 @@ from kms_guard.core.findings import verdict_of
 from kms_guard.core.policy import MAX_POLICY_BYTES, PolicyError, parse_policy
 from kms_guard.core.remediation import plan_region
 from kms_guard.core.repair import plan_restore_statement
-from kms_guard.core.vendor import ROCKSET, RequestContext
+from kms_guard.core.vendor import ROCKSET, ROCKSET_ACCOUNT, RequestContext
 
 from tests.support import CUSTOMER, ROCKSET_ROOT, admin_statement, policy_text, rockset_statement
 
@@ -58,7 +58,7 @@ def test_rule1_star_question_mixes_in_every_element_are_evaluated_within_a_step_
     # a budget of 10 units proves no element costs unbounded work between checks.
     ticks = iter(range(10_000))
     budget = Budget(10, clock=lambda: float(next(ticks)))
-    decisions = evaluate(parse_policy(text), Caller(ROCKSET.account, KEY_ARN), ROCKSET.concrete_actions, budget=budget)
+    decisions = evaluate(parse_policy(text), Caller(ROCKSET_ACCOUNT, KEY_ARN), ROCKSET.concrete_actions, budget=budget)
     assert all(d.decision == "allowed" for d in decisions.values())
 
 
@@ -147,13 +147,13 @@ def test_rule3_variables_are_literal_under_version_2008() -> None:
     "principal",
     [
         ROCKSET_ROOT + " ",
-        " " + ROCKSET.account,
+        " " + ROCKSET_ACCOUNT,
         ROCKSET_ROOT + "\n",
-        ROCKSET.account + "\n",
-        f"arn:aws:sts::{ROCKSET.account}:root",
-        f"arn:aws:iam::{ROCKSET.account}:roo\u0442",  # Cyrillic te
-        "\u0663" + ROCKSET.account[1:],  # Arabic-Indic digit three
-        f"arn:aws:iam::{ROCKSET.account}:*",
+        ROCKSET_ACCOUNT + "\n",
+        f"arn:aws:sts::{ROCKSET_ACCOUNT}:root",
+        f"arn:aws:iam::{ROCKSET_ACCOUNT}:roo\u0442",  # Cyrillic te
+        "\u0663" + ROCKSET_ACCOUNT[1:],  # Arabic-Indic digit three
+        f"arn:aws:iam::{ROCKSET_ACCOUNT}:*",
     ],
 )
 def test_rule4_lookalike_principals_are_not_the_vendor(principal: str) -> None:
@@ -163,13 +163,13 @@ def test_rule4_lookalike_principals_are_not_the_vendor(principal: str) -> None:
 
 
 def test_rule4_the_vendor_root_in_another_partition_is_not_the_vendor() -> None:
-    grant = {**rockset_statement(), "Principal": {"AWS": f"arn:aws-cn:iam::{ROCKSET.account}:root"}}
+    grant = {**rockset_statement(), "Principal": {"AWS": f"arn:aws-cn:iam::{ROCKSET_ACCOUNT}:root"}}
     assert codes(policy_text(admin_statement(), grant), KEY_ARN) == ["ACTION_NOT_GRANTED"]
 
 
 def test_rule4_the_vendor_root_in_the_keys_partition_is_the_vendor() -> None:
     china_key = f"arn:aws-cn:kms:cn-north-1:{CUSTOMER}:key/mrk-1234abcd12ab34cd56ef1234567890ab"
-    grant = {**rockset_statement(), "Principal": {"AWS": f"arn:aws-cn:iam::{ROCKSET.account}:root"}}
+    grant = {**rockset_statement(), "Principal": {"AWS": f"arn:aws-cn:iam::{ROCKSET_ACCOUNT}:root"}}
     assert verdict(policy_text(grant), china_key) == "compliant"
     assert verdict(policy_text(rockset_statement()), china_key) == "non-compliant"
 
@@ -329,7 +329,7 @@ def test_rule10_an_evaluation_past_its_budget_is_reported_for_that_region() -> N
     assert [f.code.value for f in report.findings] == ["POLICY_UNREADABLE"]
     assert "budget" in report.findings[0].message
     with pytest.raises(BudgetExceeded):
-        evaluate(parse_policy(text), Caller(ROCKSET.account), ("kms:Decrypt",), budget=Budget(-1.0))
+        evaluate(parse_policy(text), Caller(ROCKSET_ACCOUNT), ("kms:Decrypt",), budget=Budget(-1.0))
 
 
 def test_rule10_remediation_never_rewrites_a_policy_it_could_not_read() -> None:

@@ -48,21 +48,19 @@ SUBJECT_PHRASE: dict[Code, str] = {
 }
 
 IMPACT: dict[Code, str] = {
-    Code.KEY_NOT_FOUND: "{vendor} cannot operate in this Region: it needs a replica of the key with the grant there.",
-    Code.KEY_DISABLED: "{vendor} queries for every collection in this Region fail within minutes and ingestion halts; "
-    "after several hours collections are paused, and some cannot be recovered and must be recreated.",
-    Code.KEY_PENDING_DELETION: "The key is unusable now: queries fail within minutes and ingestion halts. When the "
-    "waiting period ends the key and every collection it protects are lost for good.",
-    Code.KEY_UNUSABLE: "Encryption and decryption fail in this state: queries and ingestion stop.",
-    Code.KEY_NOT_MULTI_REGION: "{vendor} needs a multi-Region key; this key cannot be used for the organization.",
-    Code.KEY_SPEC_INVALID: "{vendor} needs a symmetric key; this key cannot be used for the organization.",
-    Code.KEY_USAGE_INVALID: "{vendor} needs an ENCRYPT_DECRYPT key; this key cannot be used for the organization.",
-    Code.ACTION_NOT_GRANTED: "{vendor} calls without the grant are denied: queries fail within minutes and ingestion "
-    "halts; collections are paused after several hours.",
-    Code.ACTION_DENIED: "An explicit Deny overrides every Allow: queries fail within minutes and ingestion halts; "
-    "collections are paused after several hours.",
-    Code.GRANT_CONDITIONAL: "{vendor}'s access depends on a condition the guard cannot verify; if it does not hold, "
-    "queries and ingestion fail.",
+    Code.KEY_NOT_FOUND: "{vendor} cannot use the key in this Region: it needs a replica of the key with the grant "
+    "there.",
+    Code.KEY_DISABLED: "{outage}",
+    Code.KEY_PENDING_DELETION: "The key is unusable now: {outage} When the waiting period ends the key, and every "
+    "piece of data it protects, is lost for good.",
+    Code.KEY_UNUSABLE: "Encryption and decryption fail in this state: {outage}",
+    Code.KEY_NOT_MULTI_REGION: "{vendor} needs a multi-Region key; this key cannot be used for it.",
+    Code.KEY_SPEC_INVALID: "{vendor} needs a symmetric key; this key cannot be used for it.",
+    Code.KEY_USAGE_INVALID: "{vendor} needs an ENCRYPT_DECRYPT key; this key cannot be used for it.",
+    Code.ACTION_NOT_GRANTED: "{vendor}'s calls without the grant are denied: {outage}",
+    Code.ACTION_DENIED: "An explicit Deny overrides every Allow: {outage}",
+    Code.GRANT_CONDITIONAL: "{vendor}'s access depends on a condition the guard cannot verify; if it does not hold: "
+    "{outage}",
     Code.POLICY_UNREADABLE: "The guard cannot see this key: it cannot tell whether {vendor} still has access.",
     Code.POLICY_INVALID: "The policy holds something KMS would reject or AWS never matches: {vendor}'s grant cannot "
     "rely on it.",
@@ -71,6 +69,7 @@ IMPACT: dict[Code, str] = {
     Code.VERDICT_DISPUTED: "The guard and IAM Access Analyzer disagree about {vendor}'s access: one of them is wrong. "
     "The guard makes no repair in this Region until they agree.",
 }
+"""Impact per finding code: `{vendor}` is the vendor's display name, `{outage}` its profile's outage sentence."""
 
 
 @dataclass(frozen=True)
@@ -146,8 +145,13 @@ def clean(text: str | None, limit: int = 300) -> str:
     return out if len(out) <= limit else out[: limit - 3] + "..."
 
 
+def vendor_grantee(vendor: VendorProfile) -> str:
+    """How the vendor is granted, in one phrase: `account 318212636800`, `role arn:...`, a pinned wildcard."""
+    return "; ".join(g.who() for g in vendor.grants())
+
+
 def subject_for(kind: AlertKind, report: KeyReport, vendor: VendorProfile, key_id: str) -> str:
-    name = clean(vendor.name, 20)
+    name = clean(vendor.display_name, 20)
     if kind == "resolved":
         text = f"[RESOLVED] {name} key {key_id} compliant in all Regions"
     else:
@@ -253,7 +257,7 @@ def render_alert(
         f"{headline}.",
         "",
         f"Key: {report.key_arn}",
-        f"Vendor: {clean(vendor.name, 40)} (account {vendor.account})",
+        f"Vendor: {clean(vendor.display_name, 40)} ({clean(vendor_grantee(vendor), 300)})",
         f"Verdict: {report.verdict.upper()}",
     ]
     if previous_codes and kind != "problem":
@@ -273,8 +277,12 @@ def render_alert(
 
     impacts = list(dict.fromkeys(f.code for f in findings))
     if impacts:
-        lines += ["", f"IMPACT ON {clean(vendor.name, 40).upper()}"]
-        lines += [f"  {code.value}: {IMPACT[code].format(vendor=clean(vendor.name, 40))}" for code in impacts]
+        name = clean(vendor.display_name, 40)
+        lines += ["", f"IMPACT ON {name.upper()}"]
+        outage = clean(vendor.outage_text, 600)
+        lines += [f"  {code.value}: {IMPACT[code].format(vendor=name, outage=outage)}" for code in impacts]
+        if vendor.recovery:
+            lines += [f"  Recovery: {clean(vendor.recovery, 600)}"]
 
     lines += ["", "WHAT CHANGED"]
     if event is None or event.is_scheduled:

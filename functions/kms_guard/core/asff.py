@@ -146,7 +146,7 @@ def _base(
         "CreatedAt": timestamp(created),
         "UpdatedAt": timestamp(now),
         "FirstObservedAt": timestamp(created),
-        "Title": _bounded(clean(f"{vendor.name} key {key.key_id} {phrase} in {region}", 1000), MAX_TITLE),
+        "Title": _bounded(clean(f"{vendor.display_name} key {key.key_id} {phrase} in {region}", 1000), MAX_TITLE),
         "Resources": [
             {
                 "Type": "AwsKmsKey",
@@ -159,8 +159,8 @@ def _base(
         "ProductFields": {
             "kms-guard/KeyArn": str(key),
             "kms-guard/Code": code,
-            "kms-guard/Vendor": clean(vendor.name, 100),
-            "kms-guard/VendorAccount": vendor.account,
+            "kms-guard/Vendor": clean(vendor.display_name, 100),
+            "kms-guard/VendorAccount": vendor.account or "unknown",
         },
     }
 

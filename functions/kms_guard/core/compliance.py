@@ -20,7 +20,7 @@ from kms_guard.core import validity
 from kms_guard.core.evaluate import ActionDecision, Budget, BudgetExceeded, Caller, evaluate, is_public
 from kms_guard.core.findings import Code, Finding, KeyReport, RegionReport
 from kms_guard.core.policy import Policy, PolicyError, parse_policy
-from kms_guard.core.vendor import VendorProfile
+from kms_guard.core.vendor import EVALUATED_KINDS, Grant, VendorProfile
 
 LIVE_BUDGET_SECONDS = 5.0
 """Time one Region's policy may take to evaluate in the guard (any 32 KB policy takes milliseconds)."""
@@ -29,9 +29,24 @@ PENDING_DELETION_STATES = ("PendingDeletion", "PendingReplicaDeletion")
 
 
 @dataclass(frozen=True)
+class GrantAssessment:
+    """One grant of the vendor's (one statement it asks for): the decision per action, worst over its callers."""
+
+    grant: Grant
+    who: str
+    decisions: dict[str, ActionDecision]
+
+    @property
+    def granted(self) -> tuple[str, ...]:
+        return tuple(a for a, d in self.decisions.items() if d.decision == "allowed")
+
+
+@dataclass(frozen=True)
 class PolicyAssessment:
     decisions: dict[str, ActionDecision]
+    """Per concrete action, the worst decision over every grant that needs it."""
     findings: tuple[Finding, ...]
+    grants: tuple[GrantAssessment, ...] = ()
 
     def actions_with(self, *decisions: str) -> tuple[str, ...]:
         return tuple(a for a, d in self.decisions.items() if d.decision in decisions)
@@ -49,6 +64,20 @@ class PolicyAssessment:
         return self.actions_with("conditional")
 
 
+_RANK = {"allowed": 0, "conditional": 1, "not-granted": 2, "denied": 3}
+
+
+def callers(grant: Grant, key_arn: str | None) -> tuple[Caller, ...]:
+    """Who makes the vendor's calls for one grant: its account, each of its roles, or the pinned wildcard's caller."""
+    if grant.kind == "vendor-roles":
+        return tuple(Caller(role.split(":")[4], key_arn, grant.context, role) for role in grant.roles)
+    return (Caller(grant.account, key_arn, grant.context),)
+
+
+def _who(profile: VendorProfile, grant: Grant) -> str:
+    return f"{profile.display_name}'s {grant.who()}" + (f" [{grant.label}]" if grant.label else "")
+
+
 def assess_policy(
     policy: Policy,
     profile: VendorProfile,
@@ -57,16 +86,65 @@ def assess_policy(
     key_arn: str | None = None,
     budget: Budget | None = None,
 ) -> PolicyAssessment:
-    """Evaluate a parsed key policy against the vendor's requirement (raises `BudgetExceeded` past the budget)."""
-    decisions = evaluate(
-        policy, Caller(profile.account, key_arn, profile.context), profile.concrete_actions, budget=budget
-    )
-    who = f"{profile.name}'s account {profile.account}"
+    """Evaluate a parsed key policy against every grant the vendor needs (raises `BudgetExceeded` past the budget)."""
+    parts: list[GrantAssessment] = []
+    for grant in profile.grants():
+        if grant.kind not in EVALUATED_KINDS:
+            raise ValueError(
+                f"{profile.display_name}: grant kind {grant.kind!r} is not evaluated"
+            )  # profiles.py refuses it
+        worst: dict[str, ActionDecision] = {}
+        for caller in callers(grant, key_arn):
+            for action, decision in evaluate(policy, caller, grant.concrete_actions, budget=budget).items():
+                if action not in worst or _RANK[decision.decision] > _RANK[worst[action].decision]:
+                    worst[action] = decision
+        parts.append(GrantAssessment(grant, _who(profile, grant), worst))
+    combined: dict[str, ActionDecision] = {}
+    for part in parts:
+        for action, decision in part.decisions.items():
+            if action not in combined or _RANK[decision.decision] > _RANK[combined[action].decision]:
+                combined[action] = decision
+
     findings: list[Finding] = []
     invalid = validity.problems(policy)
-    whole = all(d.decision == "allowed" for d in decisions.values())
-    any_deny = any(d.denied_by or d.maybe_denied_by for d in decisions.values())
+    whole = all(d.decision == "allowed" for d in combined.values())
+    any_deny = any(d.denied_by or d.maybe_denied_by for d in combined.values())
     fixable = not invalid and not any_deny
+    for part in parts:
+        findings += _grant_findings(part.who, part.decisions, region, fixable)
+
+    for problem in invalid:
+        # Critical where the vendor's grant depends on it: the grant is not whole without what AWS never matches, or
+        # the document is too large for KMS to hold at all.
+        critical = not whole or problem.statement is None
+        findings.append(
+            Finding(
+                Code.POLICY_INVALID,
+                "critical" if critical else "warning",
+                region,
+                f"{problem.message[0].upper()}{problem.message[1:]}.",
+                statement=problem.statement.label if problem.statement is not None else None,
+                fixable=False,
+            )
+        )
+
+    for statement in policy.statements:
+        if is_public(statement):
+            findings.append(
+                Finding(
+                    Code.PUBLIC_PRINCIPAL,
+                    "warning",
+                    region,
+                    f"Statement {statement.label} allows everyone (any AWS account) with no condition; not a problem "
+                    f"for {profile.display_name}, but anyone may use this key for the actions it lists.",
+                    statement=statement.label,
+                )
+            )
+    return PolicyAssessment(combined, tuple(findings), tuple(parts))
+
+
+def _grant_findings(who: str, decisions: dict[str, ActionDecision], region: str | None, fixable: bool) -> list[Finding]:
+    findings: list[Finding] = []
 
     denied: dict[str, list[str]] = {}
     for action, decision in decisions.items():
@@ -122,34 +200,7 @@ def assess_policy(
             )
         )
 
-    for problem in invalid:
-        # Critical where the vendor's grant depends on it: the grant is not whole without what AWS never matches, or
-        # the document is too large for KMS to hold at all.
-        critical = not whole or problem.statement is None
-        findings.append(
-            Finding(
-                Code.POLICY_INVALID,
-                "critical" if critical else "warning",
-                region,
-                f"{problem.message[0].upper()}{problem.message[1:]}.",
-                statement=problem.statement.label if problem.statement is not None else None,
-                fixable=False,
-            )
-        )
-
-    for statement in policy.statements:
-        if is_public(statement):
-            findings.append(
-                Finding(
-                    Code.PUBLIC_PRINCIPAL,
-                    "warning",
-                    region,
-                    f"Statement {statement.label} allows everyone (any AWS account) with no condition; not a problem "
-                    f"for {profile.name}, but anyone may use this key for the actions it lists.",
-                    statement=statement.label,
-                )
-            )
-    return PolicyAssessment(decisions, tuple(findings))
+    return findings
 
 
 @dataclass(frozen=True)
@@ -173,7 +224,8 @@ def assess_region(
     region, key_arn = observation.region, observation.key_arn
     if observation.not_found:
         message = (
-            f"No key with this key ID exists in {region}: {profile.name} cannot operate in this Region until the "
+            f"No key with this key ID exists in {region}: {profile.display_name} cannot operate in this Region until "
+            "the "
             "key is replicated there with the grant."
         )
         return RegionReport(region, key_arn, None, (Finding(Code.KEY_NOT_FOUND, "critical", region, message),))
@@ -191,7 +243,8 @@ def assess_region(
                 Code.POLICY_UNREADABLE,
                 "critical",
                 region,
-                f"The guard could not read {what} in {region} ({reason}); it cannot tell whether {profile.name} "
+                f"The guard could not read {what} in {region} ({reason}); it cannot tell whether "
+                f"{profile.display_name} "
                 "still has access. Check that the key policy lets the guard's role call kms:DescribeKey and "
                 "kms:GetKeyPolicy.",
             )
@@ -231,8 +284,7 @@ def _metadata_findings(metadata: Mapping[str, Any], profile: VendorProfile, regi
                 Code.KEY_DISABLED,
                 "critical",
                 region,
-                f"The key is disabled in {region}: {profile.name} queries there fail within minutes and ingestion "
-                "halts; collections are paused after a few hours.",
+                f"The key is disabled in {region}: {profile.outage_text}",
             )
         )
     elif state in PENDING_DELETION_STATES:
@@ -254,13 +306,13 @@ def _metadata_findings(metadata: Mapping[str, Any], profile: VendorProfile, regi
                 f"The key is in state {state} in {region}, in which encryption and decryption fail.",
             )
         )
-    if metadata.get("MultiRegion") is not True:
+    if profile.multi_region and metadata.get("MultiRegion") is not True:
         out.append(
             Finding(
                 Code.KEY_NOT_MULTI_REGION,
                 "critical",
                 region,
-                f"The key in {region} is not a multi-Region key; {profile.name} needs one.",
+                f"The key in {region} is not a multi-Region key; {profile.display_name} needs one.",
             )
         )
     spec = metadata.get("KeySpec", metadata.get("CustomerMasterKeySpec"))

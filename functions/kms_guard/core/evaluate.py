@@ -43,7 +43,7 @@ from typing import Literal
 from kms_guard.core import actions as catalogue
 from kms_guard.core.policy import Condition, Policy, Principal, Statement
 from kms_guard.core.tri import Tri, all_of, any_of
-from kms_guard.core.vendor import DIRECT_CALLS, RequestContext
+from kms_guard.core.vendor import DIRECT_CALLS, REGION, RequestContext
 from kms_guard.core.wildcards import RUN, ascii_lower, intersects_prefix, intersects_template, is_universal
 from kms_guard.core.wildcards import match as glob_match
 
@@ -94,12 +94,32 @@ def _describe(match: Match) -> str:
 
 @dataclass(frozen=True)
 class Caller:
-    """The calling side the guard reasons about: an unknown principal in `account`, on the key `key_arn`."""
+    """The calling side the guard reasons about: an unknown principal in `account`, on the key `key_arn`.
 
-    account: str
+    `account` None: the vendor's account is not known (a pinned wildcard such as Elastic's, whose calls come from
+    accounts in its organization). `principal` set: the caller is known to be that role (a vendor-roles grant).
+    """
+
+    account: str | None
     key_arn: str | None = None
     context: RequestContext = DIRECT_CALLS
     """What the vendor's calls carry (the vendor profile's)."""
+    principal: str | None = None
+    """The vendor's role ARN when the caller is known to be it (`aws:PrincipalArn` is then known)."""
+
+    @property
+    def key_account(self) -> str | None:
+        """The account that owns the key (the customer's), when the key ARN is known."""
+        if self.key_arn is not None and self.key_arn.startswith("arn:") and self.key_arn.count(":") >= 5:
+            return self.key_arn.split(":", 5)[4] or None
+        return None
+
+    @property
+    def region(self) -> str | None:
+        """The key's Region, when its ARN is known (it decides `kms:ViaService` for a vendor calling via a service)."""
+        if self.key_arn is not None and self.key_arn.startswith("arn:") and self.key_arn.count(":") >= 5:
+            return self.key_arn.split(":", 4)[3] or None
+        return None
 
     @property
     def partition(self) -> str:
@@ -203,21 +223,56 @@ _IAM_ARN = re.compile(r"arn:(aws[a-z-]*):(iam|sts)::([0-9]{12}):([\x21-\x7e]+)")
 """An IAM or STS principal ARN: printable ASCII with no whitespace, matched whole (`fullmatch`, never `$`)."""
 
 
-def principal_match(entry: Principal, account: str, partition: str = "aws") -> Tri:
-    """Whether a Principal entry covers an unknown principal of `account`, by AWS's grammar for principals."""
+def principal_match(
+    entry: Principal,
+    account: str | None,
+    partition: str = "aws",
+    principal: str | None = None,
+    not_account: str | None = None,
+) -> Tri:
+    """Whether a Principal entry covers an unknown principal of `account`, by AWS's grammar for principals.
+
+    `account` None: the vendor's account is not known, so any well-formed account principal may be it (UNKNOWN).
+    `principal` (a role ARN of the vendor): the caller is that role. Its own ARN matches; the root of its account
+    (or the bare account ID) matches too, because a key policy naming an account delegates to that account's IAM
+    policies, and a cross-account caller needs its own account's identity policy in any case, even when the key
+    policy names the role itself (https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-modifying-external-accounts.html,
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic-cross-account.html): the
+    vendor's grant rests on the same identity policy either way. A session of the role (`assumed-role`) is UNKNOWN
+    (its session name is not known); another role or user in that account is not the caller.
+    `not_account`: the key's own account, which is never the vendor's (vendors.md: the vendor calls from its own
+    accounts), so a grant to the customer's account does not reach a vendor whose accounts are not known.
+    """
     if entry.type == "*" or (entry.type == "AWS" and entry.value == "*"):
         return Tri.TRUE
     if entry.type != "AWS":
         return Tri.FALSE  # service, federated and canonical-user principals are never the vendor's account
     value = entry.value
     if _ACCOUNT_ID.fullmatch(value):
+        if account is None:
+            return Tri.FALSE if value == not_account else Tri.UNKNOWN
         return Tri.of(value == account)
     arn = _IAM_ARN.fullmatch(value)
-    if arn is None or arn.group(1) != partition or arn.group(3) != account or "*" in value or "?" in value:
-        return Tri.FALSE  # malformed, another partition or account, or a wildcard (AWS never matches those)
+    if arn is None or arn.group(1) != partition or "*" in value or "?" in value:
+        return Tri.FALSE  # malformed, another partition, or a wildcard (AWS never matches those)
+    if account is not None and arn.group(3) != account:
+        return Tri.FALSE  # another account
+    if account is None and arn.group(3) == not_account:
+        return Tri.FALSE  # the key's own account: never the vendor's unknown accounts
     service, resource = arn.group(2), arn.group(4)
     if resource == "root":
-        return Tri.of(service == "iam")  # `arn:aws:sts::ID:root` is not the account
+        if service != "iam":
+            return Tri.FALSE  # `arn:aws:sts::ID:root` is not the account
+        return Tri.UNKNOWN if account is None else Tri.TRUE
+    if principal is not None:
+        if value == principal:
+            return Tri.TRUE
+        role_name = principal.rsplit("/", 1)[-1]
+        if service == "sts" and resource.startswith(f"assumed-role/{role_name}/"):
+            return Tri.UNKNOWN  # a session of the vendor's role: which session calls is not known
+        if service == "iam" and ascii_lower(value) == ascii_lower(principal):
+            return Tri.UNKNOWN  # the same name in another case: IAM role names are not case-sensitive
+        return Tri.FALSE
     return Tri.UNKNOWN
 
 
@@ -225,10 +280,14 @@ def _principal(statement: Statement, caller: Caller) -> tuple[Tri, tuple[str, ..
     account = caller.account
     if statement.principal_negated and statement.effect == "Allow":
         return Tri.FALSE, ()  # NotPrincipal with Allow is not supported by AWS: it grants nothing
-    results = [(p, principal_match(p, account, caller.partition)) for p in statement.principals]
+    key_account = caller.key_account
+    results = [
+        (p, principal_match(p, account, caller.partition, caller.principal, key_account)) for p in statement.principals
+    ]
     hit = any_of(r for _, r in results)
     if not statement.principal_negated:
-        notes = tuple(f"only principal {p.value} of account {account}" for p, r in results if r is Tri.UNKNOWN)
+        whose = f"account {account}" if account is not None else "the vendor's (unknown) accounts"
+        notes = tuple(f"only principal {p.value} of {whose}" for p, r in results if r is Tri.UNKNOWN)
         return hit, notes
     if hit is Tri.FALSE:
         return Tri.TRUE, ()
@@ -419,10 +478,49 @@ def _principal_arn_fact(account: str, partition: str) -> KeyFact:
     return KeyFact(Tri.TRUE, match)
 
 
+def _prefix_fact(prefix: str) -> KeyFact:
+    """A key whose value is not known but starts with `prefix` (and may be longer): `aws:PrincipalOrgPaths`."""
+
+    def match(family: Family, value: str) -> Tri:
+        if family == "bool":
+            return Tri.UNKNOWN
+        if family in ("eq", "eq_ic"):
+            head = value[: len(prefix)]
+            same = head == prefix if family == "eq" else ascii_lower(head) == ascii_lower(prefix)
+            return Tri.UNKNOWN if same else Tri.FALSE
+        some, every = intersects_prefix(value, prefix)
+        return Tri.TRUE if every else Tri.UNKNOWN if some else Tri.FALSE
+
+    return KeyFact(Tri.TRUE, match)
+
+
+def _template_fact(template: str) -> KeyFact:
+    """`kms:ViaService` when the key's Region is not known: `ec2.<region>.amazonaws.com` for some Region."""
+    head, _, tail = template.partition(REGION)
+    everywhere = f"{head}*{tail}"
+
+    def match(family: Family, value: str) -> Tri:
+        if family in ("like", "arn") and (is_universal(value) or value == everywhere):
+            return Tri.TRUE
+        if family == "bool":
+            return Tri.UNKNOWN
+        return Tri.UNKNOWN if intersects_template(value, (head, RUN, tail)) else Tri.FALSE
+
+    return KeyFact(Tri.TRUE, match)
+
+
 def _facts(caller: Caller) -> dict[str, KeyFact]:
-    facts = {key: _known_fact(value) for key, value in caller.context.values(caller.account).items()}
-    facts.update({key: KeyFact(Tri.FALSE, lambda family, value: Tri.FALSE) for key in caller.context.absent})
-    facts["aws:principalarn"] = _principal_arn_fact(caller.account, caller.partition)
+    context = caller.context
+    facts = {key: _known_fact(value) for key, value in context.values(caller.account, caller.region).items()}
+    facts.update({key: KeyFact(Tri.FALSE, lambda family, value: Tri.FALSE) for key in context.absent})
+    if caller.principal is not None:
+        facts["aws:principalarn"] = _known_fact(caller.principal)
+    elif caller.account is not None:
+        facts["aws:principalarn"] = _principal_arn_fact(caller.account, caller.partition)
+    if len(context.org_paths) == 1:
+        facts["aws:principalorgpaths"] = _prefix_fact(context.org_paths[0])
+    if context.via_service is not None and caller.region is None and REGION in context.via_service:
+        facts["kms:viaservice"] = _template_fact(context.via_service)
     return facts
 
 

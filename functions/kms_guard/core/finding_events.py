@@ -83,7 +83,7 @@ def finding_events(
         details.append(
             {
                 "key_arn": key_arn,
-                "vendor": vendor.name,
+                "vendor": vendor.display_name,
                 "regions": sorted(before.regions | after.regions),
                 "verdict": after.verdict,
                 "previous_verdict": before.verdict,

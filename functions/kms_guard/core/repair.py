@@ -24,7 +24,7 @@ from typing import Any, Literal
 from kms_guard.core import validity
 from kms_guard.core.compliance import PolicyAssessment, assess_policy
 from kms_guard.core.policy import MAX_POLICY_BYTES, Policy, parse_policy
-from kms_guard.core.vendor import VendorProfile
+from kms_guard.core.vendor import Grant, VendorProfile
 
 Mode = Literal["restore-statement", "revert"]
 Status = Literal["repair", "already-compliant", "refused"]
@@ -59,15 +59,53 @@ class RepairPlan:
         }
 
 
-def guard_statement(profile: VendorProfile, actions: tuple[str, ...] | None = None) -> dict[str, Any]:
-    """The statement the guard owns: the vendor's account, the required actions, this key."""
-    return {
-        "Sid": profile.statement_sid,
+class StatementError(ValueError):
+    """The vendor's statement cannot be written without a value the user must supply (the message says which)."""
+
+
+def guard_statement(
+    profile: VendorProfile,
+    actions: tuple[str, ...] | None = None,
+    *,
+    grant: Grant | None = None,
+    region: str | None = None,
+) -> dict[str, Any]:
+    """The statement the guard owns for one grant (default: the primary): grantee, required actions, this key.
+
+    A pinned wildcard carries its pinning conditions, with the vendor's account and the key's Region filled in
+    (raises `StatementError` when one is needed and not known).
+    """
+    grant = grant or profile.primary
+    statement: dict[str, Any] = {
+        "Sid": grant.sid,
         "Effect": "Allow",
-        "Principal": {"AWS": profile.principal_arn},
-        "Action": list(actions if actions is not None else profile.concrete_actions),
+        "Principal": {"AWS": grant.principal},
+        "Action": list(actions if actions is not None else grant.concrete_actions),
         "Resource": "*",
     }
+    if grant.pin:
+        condition: dict[str, dict[str, str | list[str]]] = {}
+        for pin in grant.pin:
+            values = pin.rendered(grant.account, region)
+            if values is None:
+                need = "the key's Region (--key-arn)" if grant.account is not None else "the vendor's account"
+                raise StatementError(
+                    f"{profile.display_name}: {pin.key} needs {need} to write the {grant.label or 'vendor'} statement"
+                )
+            condition.setdefault(pin.operator, {})[pin.key] = values[0] if len(values) == 1 else list(values)
+        statement["Condition"] = condition
+    return statement
+
+
+def guard_statements(profile: VendorProfile, region: str | None = None) -> list[dict[str, Any]]:
+    """Every statement the vendor needs (what `kms-guard statement` prints)."""
+    return [guard_statement(profile, grant=g, region=region) for g in profile.grants()]
+
+
+def _region_of(key_arn: str | None) -> str | None:
+    if key_arn is not None and key_arn.count(":") >= 5:
+        return key_arn.split(":")[3] or None
+    return None
 
 
 def plan_repair(
@@ -126,47 +164,65 @@ def plan_restore_statement(policy_text: str, profile: VendorProfile, *, key_arn:
     if refusal:
         return RepairPlan("restore-statement", "refused", refusal, refusal="deny-blocks-vendor")
 
-    missing = tuple(a for a in profile.concrete_actions if a not in assessment.granted)
-    if not missing:
-        return RepairPlan("restore-statement", "already-compliant", f"{profile.name}'s grant is already whole.")
-
-    owned = next((s for s in policy.statements if s.sid == profile.statement_sid), None)
-    if owned is not None and owned.effect != "Allow":
-        return RepairPlan(
-            "restore-statement",
-            "refused",
-            f"statement {owned.label} carries the guard's Sid but is a Deny; the guard never changes a Deny.",
-            refusal="guard-sid-on-deny",
-        )
+    missing_all = tuple(a for a in profile.all_actions if a not in assessment.granted)
+    if not missing_all:
+        return RepairPlan("restore-statement", "already-compliant", f"{profile.display_name}'s grant is already whole.")
 
     spans = _StatementSpans.locate(policy_text)
-    if owned is not None and not owned.action_negated:
-        kept = [a for a in owned.actions if not any(a.lower() == m.lower() for m in missing)]
-        actions = tuple(kept) + missing
-    else:
-        actions = profile.concrete_actions
-    new_statement = guard_statement(profile, actions)
-    if owned is not None:
-        new_text = spans.replace(owned.index, new_statement)
-        what = f"added {', '.join(missing)} to statement {profile.statement_sid}"
-        if owned.conditions or owned.principal_negated or owned.action_negated or owned.resource_negated:
-            what += " (and reset it to its canonical form: vendor account, no condition)"
-    else:
-        new_text = spans.append(new_statement)
-        what = f"added statement {profile.statement_sid} allowing {profile.name}'s account {', '.join(missing)}"
+    new_text = policy_text
+    replaced: set[int] = set()
+    appended = 0
+    whats: list[str] = []
+    for part in assessment.grants:
+        grant = part.grant
+        missing = tuple(a for a in grant.concrete_actions if a not in part.granted)
+        if not missing:
+            continue
+        current = parse_policy(new_text)
+        owned = next((s for s in current.statements if s.sid == grant.sid), None)
+        if owned is not None and owned.effect != "Allow":
+            return RepairPlan(
+                "restore-statement",
+                "refused",
+                f"statement {owned.label} carries the guard's Sid but is a Deny; the guard never changes a Deny.",
+                refusal="guard-sid-on-deny",
+            )
+        step = _StatementSpans.locate(new_text)
+        if owned is not None and not owned.action_negated:
+            kept = [a for a in owned.actions if not any(a.lower() == m.lower() for m in missing)]
+            actions = tuple(kept) + missing
+        else:
+            actions = grant.concrete_actions
+        try:
+            new_statement = guard_statement(profile, actions, grant=grant, region=_region_of(key_arn))
+        except StatementError as exc:
+            return RepairPlan("restore-statement", "refused", str(exc), refusal="check-failed")
+        if owned is not None:
+            new_text = step.replace(owned.index, new_statement)
+            replaced.add(owned.index)
+            what = f"added {', '.join(missing)} to statement {grant.sid}"
+            if owned.conditions or owned.principal_negated or owned.action_negated or owned.resource_negated:
+                what += f" (and reset it to its canonical form: {grant.who()}, its documented conditions only)"
+        else:
+            new_text = step.append(new_statement)
+            appended += 1
+            what = f"added statement {grant.sid} allowing {profile.display_name}'s {grant.who()} {', '.join(missing)}"
+        whats.append(what)
 
-    problem = _check(spans, new_text, profile, key_arn, replaced=owned.index if owned else None)
+    problem = _check(spans, new_text, profile, key_arn, replaced=replaced, appended=appended)
     if problem:
         reason, message = problem
         return RepairPlan("restore-statement", "refused", message, refusal=reason)
-    return RepairPlan("restore-statement", "repair", what + "; every other statement is unchanged.", new_text, missing)
+    return RepairPlan(
+        "restore-statement", "repair", "; ".join(whats) + "; every other statement is unchanged.", new_text, missing_all
+    )
 
 
 def plan_revert(policy_text: str, baseline: str, profile: VendorProfile, *, key_arn: str | None = None) -> RepairPlan:
     policy = parse_policy(policy_text)
     assessment = assess_policy(policy, profile, key_arn=key_arn)
     if not assessment.missing and not assessment.conditional:
-        return RepairPlan("revert", "already-compliant", f"{profile.name}'s grant is already whole.")
+        return RepairPlan("revert", "already-compliant", f"{profile.display_name}'s grant is already whole.")
     refusal = _deny_refusal(assessment, profile)
     if refusal:
         return RepairPlan("revert", "refused", refusal, refusal="deny-blocks-vendor")
@@ -214,7 +270,7 @@ def plan_revert(policy_text: str, baseline: str, profile: VendorProfile, *, key_
         )
         if part
     )
-    added = tuple(a for a in profile.concrete_actions if a not in assessment.granted)
+    added = tuple(a for a in profile.all_actions if a not in assessment.granted)
     return RepairPlan(
         "revert",
         "repair",
@@ -230,21 +286,26 @@ def _deny_refusal(assessment: PolicyAssessment, profile: VendorProfile) -> str |
         if decision.denied_by:
             label = decision.denied_by[0].statement.label
             return (
-                f"Deny statement {label} blocks {action} for {profile.name}'s account; the guard never weakens a Deny: "
+                f"Deny statement {label} blocks {action} for {profile.display_name}; the guard never weakens a Deny: "
                 "change or remove that statement."
             )
     for action, decision in assessment.decisions.items():
         if decision.maybe_denied_by and decision.decision == "conditional" and decision.allowed_by:
             label = decision.maybe_denied_by[0].statement.label
             return (
-                f"Deny statement {label} may block {action} for {profile.name}'s account under conditions the guard "
+                f"Deny statement {label} may block {action} for {profile.display_name} under conditions the guard "
                 "cannot decide; the guard never weakens a Deny."
             )
     return None
 
 
 def _check(
-    spans: _StatementSpans, new_text: str, profile: VendorProfile, key_arn: str | None, replaced: int | None
+    spans: _StatementSpans,
+    new_text: str,
+    profile: VendorProfile,
+    key_arn: str | None,
+    replaced: set[int],
+    appended: int,
 ) -> tuple[Refusal, str] | None:
     """Refuse a plan that is too large, does not grant the vendor everything, or touches another statement."""
     size = len(new_text.encode("utf-8"))
@@ -264,12 +325,9 @@ def _check(
         )
     before = spans.item_texts()
     after = _StatementSpans.locate(new_text).item_texts()
-    if replaced is None:
-        unchanged = after[:-1] == before
-    else:
-        unchanged = len(after) == len(before) and all(
-            a == b for i, (a, b) in enumerate(zip(after, before, strict=True)) if i != replaced
-        )
+    unchanged = len(after) == len(before) + appended and all(
+        a == b for i, (a, b) in enumerate(zip(after[: len(before)], before, strict=True)) if i not in replaced
+    )
     if unchanged:
         return None
     return "check-failed", "internal check failed: the repair would change another statement; nothing written."

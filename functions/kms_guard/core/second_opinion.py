@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from kms_guard.core.findings import Code, Finding, RegionReport
-from kms_guard.core.repair import guard_statement
+from kms_guard.core.repair import guard_statements
 from kms_guard.core.vendor import VendorProfile
 
 OpinionResult = Literal["PASS", "FAIL", "ERROR"]
@@ -93,9 +93,11 @@ def opinion_from_response(response: dict[str, Any]) -> Opinion:
     return Opinion(result, message, reasons)
 
 
-def reference_policy(vendor: VendorProfile) -> str:
-    """The new policy of the check: only the vendor's reference statement (what `kms-guard statement` prints)."""
-    return json.dumps({"Version": "2012-10-17", "Statement": [guard_statement(vendor)]}, separators=(",", ":"))
+def reference_policy(vendor: VendorProfile, region: str | None = None) -> str:
+    """The new policy of the check: only the vendor's reference statements (what `kms-guard statement` prints), with
+    the key's Region filled in where a pinning condition names it."""
+    statements = guard_statements(vendor, region)
+    return json.dumps({"Version": "2012-10-17", "Statement": statements}, separators=(",", ":"))
 
 
 def guard_view(report: RegionReport) -> GuardView | None:
@@ -130,7 +132,7 @@ def dispute(report: RegionReport, opinion: Opinion, vendor: VendorProfile) -> Fi
     if view is None or agrees(view, opinion) is not False:
         return None
     codes = sorted({f.code.value for f in report.findings if f.code in NOT_GRANTED_CODES | UNPROVEN_CODES})
-    guard_says = _VIEW_TEXT[view].format(vendor=vendor.name) + (f" ({', '.join(codes)})" if codes else "")
+    guard_says = _VIEW_TEXT[view].format(vendor=vendor.display_name) + (f" ({', '.join(codes)})" if codes else "")
     aws_says = "the vendor's statement grants nothing new" if opinion.result == "PASS" else "it would grant new access"
     return Finding(
         Code.VERDICT_DISPUTED,
