@@ -569,6 +569,9 @@ class Guard:
             return Outcome(
                 region, "dry-run", f"dry run, nothing written; would {description}", write_names, None, planned
             ), before
+        changed = self._changed_since_read(plan, before)
+        if changed is not None:
+            return Outcome(region, "skipped", changed), before
         now = self._clock()
         if not self._state.take_write_slot(region, now, settings.max_writes_per_hour):
             return (
@@ -599,6 +602,19 @@ class Guard:
         outcome = Outcome(region, "applied", description, done, verified)
         self._log(region, now, plan, outcome)
         return outcome, after
+
+    def _changed_since_read(self, plan: RegionPlan, before: RegionReport) -> str | None:
+        """Read the Region again just before writing: a repair planned on a policy (or key state) that has changed
+        since would overwrite that change, a Deny someone just added for one. KMS has no conditional write; this
+        shrinks the window to one read. None when nothing changed."""
+        now = self._reader.read(plan.region, plan.key_arn)
+        state = str(now.metadata.get("KeyState")) if now.metadata is not None else None
+        if now.policy != before.policy or state != before.key_state:
+            return (
+                "the key changed since the guard read it (policy or key state); nothing written: the change's own "
+                "event, or the next scheduled check, evaluates it"
+            )
+        return None
 
     def _confirm_planned_policy(self, plan: RegionPlan) -> RegionPlan:
         """With the second opinion on, a policy is written only if the reasoner confirms it grants the vendor (PASS);

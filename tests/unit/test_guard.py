@@ -1108,3 +1108,28 @@ def test_an_alert_record_round_trips_and_cannot_smuggle_a_bad_subject() -> None:
     assert "\n" not in forged.subject
     assert len(forged.subject) < 100
     assert forged.kind == "changed"
+
+
+def test_a_deny_added_between_the_read_and_the_write_is_never_overwritten() -> None:
+    """KMS has no conditional write: the guard reads the Region again just before writing and writes nothing if the
+    policy changed since it planned (here someone adds a Deny in between)."""
+    w = world(remediation="restore-statement")
+    settle(w)
+    w.keys.regions[REPLICA].policy = NO_DECRYPT
+    read = w.keys.read
+    reads = []
+
+    def read_then_change(region: str, key_arn: str) -> RegionObservation:
+        reads.append(region)
+        if reads.count(REPLICA) == 2:  # the admin's edit lands after the guard's first read of the replica
+            w.keys.regions[REPLICA].policy = BLOCKING_DENY
+        return read(region, key_arn)
+
+    w.keys.read = read_then_change  # type: ignore[method-assign]  # only the re-read before the write is patched
+    result = w.guard.handle(policy_event())
+    outcome = outcome_of(result)
+    assert outcome.status == "skipped"
+    assert "changed since the guard read it" in outcome.description
+    assert w.keys.writes == []
+    assert w.keys.regions[REPLICA].policy == BLOCKING_DENY
+    assert reads == [HOME, REPLICA, REPLICA]  # both Regions read, then the replica again just before the write
