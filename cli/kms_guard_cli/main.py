@@ -391,6 +391,13 @@ def _print_opinions(report: KeyReport, opinions: dict[str, Opinion], out: TextIO
 
 def cmd_handle_event(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     settings = _settings(args)
+    if settings.writes_enabled and not settings.dry_run and settings.state_table is None:
+        # The write limit (3 per key per Region per hour), the dedupe of deliveries and the holds live in the state
+        # table: without one, every run would start afresh and could write again.
+        raise BadInput(
+            "--remediation / --restore-key-state write to the key: give --state-table (the write limit and the "
+            "dedupe live there), or add --dry-run"
+        )
     text = _read_input(args.file, "event")
     try:
         event = json.loads(text)

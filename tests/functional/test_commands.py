@@ -150,6 +150,8 @@ def test_handle_event_prints_alerts_and_repairs_with_restore_key_state(world: Wo
         "--regions",
         f"{HOME},{REPLICA}",
         "--restore-key-state",
+        "--state-table",
+        "state",
         "--output",
         "json",
     )
@@ -162,6 +164,19 @@ def test_handle_event_prints_alerts_and_repairs_with_restore_key_state(world: Wo
     assert [a["severity"] for a in payload["alerts"]] == ["critical", "info"]
     assert payload["alerts"][0]["codes"] == ["KEY_DISABLED"]
     assert "aws kms enable-key" in payload["alert_messages"][0]["body"]
+
+
+def test_handle_event_refuses_to_write_without_a_state_table(world: World) -> None:
+    """The write limit and the dedupe live in the state table: without it each run would start afresh."""
+    world["client"]("kms", REPLICA).disable_key(KeyId=world["key_id"])
+    event = world["event"]("disable-key-replica")
+    for _ in range(2):
+        result = world["run"]("handle-event", event, "--key-arn", world["arn"], "--restore-key-state")
+        assert result.returncode == 2
+        assert result.stderr.count("\n") == 1
+        assert "--state-table" in result.stderr
+    state = world["client"]("kms", REPLICA).describe_key(KeyId=world["key_id"])["KeyMetadata"]["KeyState"]
+    assert state == "Disabled"
 
 
 def test_handle_event_dry_run_writes_nothing(world: World) -> None:

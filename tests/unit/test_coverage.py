@@ -356,3 +356,18 @@ def test_to_dict_is_the_stable_shape() -> None:
     assert set(region) == {"region", "status", "findings"}
     assert region["findings"][0]["code"] == "TRAIL_MISSING"
     assert {"code", "severity", "region", "message", "fix"} <= set(region["findings"][0])
+
+
+def test_the_coverage_alert_body_stays_within_what_sns_accepts() -> None:
+    """Many Regions, each blind with long trail ARNs and fixes: the body is cut under SNS's 256 KB, not rejected."""
+    regions = [f"xx-region{i}-1" for i in range(200)]
+    long_trail = "arn:aws:cloudtrail:us-west-2:111122223333:trail/" + "t" * 120
+    sights = [
+        RegionSight(r, tuple(trail(arn=f"{long_trail}{n}", logging=False) for n in range(5)), rules=()) for r in regions
+    ]
+    report = assess_coverage(sights, home_region=regions[0], rule_names=RULE_NAMES)
+    alert = render_coverage_alert(
+        CoverageChange("problem"), report, key_arn=KEY_ARN, vendor_name="Rockset", check_minutes=15
+    )
+    assert len(alert.body.encode()) <= 200_000
+    assert alert.body.endswith("... (truncated)\n")

@@ -201,3 +201,20 @@ def test_a_createkey_of_another_key_is_dropped_before_any_call() -> None:
     parsed = parse_event(json.loads(text), KEY)
     assert isinstance(parsed, Ignored)
     assert parsed.reason == "event is about another key"
+
+
+def test_an_arn_naming_another_accounts_key_outranks_a_bare_key_id() -> None:
+    """Another account can have a multi-Region key with the same ID; its ARN says whose it is."""
+    event = load_event("disable-key-replica")
+    other = "arn:aws:kms:us-east-1:999988887777:key/mrk-1234abcd12ab34cd56ef1234567890ab"
+    event["detail"]["resources"] = [{"ARN": other, "type": "AWS::KMS::Key", "accountId": "999988887777"}]
+    event["detail"]["responseElements"] = {"keyId": other}
+    event["detail"]["requestParameters"] = {"keyId": "mrk-1234abcd12ab34cd56ef1234567890ab"}
+    parsed = parse_event(event, KEY)
+    assert isinstance(parsed, Ignored)
+    assert parsed.reason == "event is about another key"
+
+
+def test_a_bare_key_id_alone_still_identifies_the_key() -> None:
+    event = load_event("update-primary-region-new-primary-no-resources")
+    assert isinstance(parse_event(event, KEY), KeyEvent)

@@ -122,6 +122,13 @@ class Alert:
         return {"subject": self.subject, "severity": self.severity, "codes": list(self.codes), "kind": self.kind}
 
 
+def bounded_body(body: str) -> str:
+    """An alert body that fits SNS with room to spare (MAX_BODY_BYTES), cut on a character boundary if it must be."""
+    if len(body.encode()) <= MAX_BODY_BYTES:
+        return body
+    return body.encode()[: MAX_BODY_BYTES - 100].decode("utf-8", "ignore") + "\n... (truncated)\n"
+
+
 def fingerprint(findings: Sequence[Finding]) -> str:
     """Identity of a set of findings: what they are about, not their wording."""
     items = sorted(
@@ -313,9 +320,7 @@ def render_alert(
                 lines.append(f"  {finding.code.value} in {finding.region}:")
                 lines += [f"    {c}" for c in commands]
 
-    body = "\n".join(lines) + "\n"
-    if len(body.encode()) > MAX_BODY_BYTES:
-        body = body.encode()[: MAX_BODY_BYTES - 100].decode("utf-8", "ignore") + "\n... (truncated)\n"
+    body = bounded_body("\n".join(lines) + "\n")
     return Alert(
         kind=kind,
         subject=subject_for(kind, report, vendor, key_id),

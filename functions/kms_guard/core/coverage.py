@@ -35,7 +35,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from kms_guard.core.alerts import MAX_SUBJECT, Alert, clean
+from kms_guard.core.alerts import MAX_SUBJECT, Alert, bounded_body, clean
 
 KMS_SOURCE = "kms.amazonaws.com"
 RULE_NAMES = ("kms-guard-kms-api-calls", "kms-guard-kms-events")
@@ -556,7 +556,7 @@ def render_coverage_alert(
     return Alert(
         kind=change.kind,
         subject=subject,
-        body="\n".join(lines) + "\n",
+        body=bounded_body("\n".join(lines) + "\n"),
         severity="info" if change.kind == "resolved" else "warning",
         codes=report.codes,
         regions=tuple(r.region for r in blind),

@@ -19,6 +19,7 @@ alerts); alerts sanitise them again.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -51,6 +52,8 @@ KMS_EVENTS = frozenset({"KMS CMK Deletion", "KMS Imported Key Material Expiratio
 
 Kind = Literal["api-call", "service-event", "kms-event", "scheduled"]
 MAX_FIELD = 512
+MAX_CANDIDATES = 64
+"""At most this many key identifiers are read from one event (an event controls how many it carries)."""
 
 
 @dataclass(frozen=True)
@@ -197,13 +200,14 @@ def _candidate_ids(detail: Mapping[str, Any]) -> Iterator[Any]:
 
 
 def _identifies_key(candidates: Iterator[Any], key: KeyArn) -> str | None:
-    """None when a candidate names the guarded key; otherwise why the event is dropped.
+    """None when the event names the guarded key; otherwise why the event is dropped.
 
     Only a full key ARN (same account) or a bare multi-Region key ID counts: an alias or alias ARN could point at any
-    key, so it never identifies the guarded one on its own.
+    key, so it never identifies the guarded one on its own. A full ARN outranks a bare ID: an event whose ARNs all
+    name another account's key with the same ID is about that key, whatever bare ID it also carries.
     """
-    seen_other = False
-    for candidate in candidates:
+    arn_ours = arn_other = id_ours = False
+    for candidate in itertools.islice(candidates, MAX_CANDIDATES):
         if not isinstance(candidate, str) or not candidate:
             continue
         if candidate.startswith("arn:"):
@@ -212,13 +216,16 @@ def _identifies_key(candidates: Iterator[Any], key: KeyArn) -> str | None:
             except ArnError:
                 continue  # alias ARNs and other resources
             if arn.key_id == key.key_id and arn.account == key.account:
-                return None
-            seen_other = True
+                arn_ours = True
+            else:
+                arn_other = True
         elif candidate == key.key_id:
-            return None
+            id_ours = True
         elif not candidate.startswith("alias/"):
-            seen_other = True
-    return "event is about another key" if seen_other else "event does not identify a key by ARN or key ID"
+            arn_other = True
+    if arn_ours or (id_ours and not arn_other):
+        return None
+    return "event is about another key" if arn_other else "event does not identify a key by ARN or key ID"
 
 
 def _actor(detail: Mapping[str, Any]) -> Actor:
