@@ -86,6 +86,10 @@ def powertools_layer(scope: Construct, partition: str, region: str) -> lambda_.I
     return lambda_.LayerVersion.from_layer_version_arn(scope, "Powertools", arn)
 
 
+RESERVED_CONCURRENCY = 1
+"""Each guard function runs one invocation at a time (see GuardFunction)."""
+
+
 class GuardFunction(Construct):
     """One guard Lambda: its own role, log group with retention, async retries and dead-letter queue."""
 
@@ -134,6 +138,10 @@ class GuardFunction(Construct):
             dead_letter_queue=self.dead_letter_queue,
             retry_attempts=2,
             max_event_age=Duration.hours(6),
+            # One invocation at a time: a burst of changes to the key (a Terraform apply) is then evaluated one
+            # after the other, each seeing the last one's repair, instead of two repairing (and alerting) at once.
+            # Throttled asynchronous events wait in Lambda's queue (up to max_event_age), they are not lost.
+            reserved_concurrent_executions=RESERVED_CONCURRENCY,
         )
         self.log_group.grant_write(self.role)
         self.role.add_to_policy(iam.PolicyStatement(actions=kms_actions(config), resources=config.key_arns()))

@@ -223,6 +223,18 @@ def test_async_invocations_retry_then_dead_letter(off: Built) -> None:
         assert config["Properties"]["MaximumRetryAttempts"] == 2
 
 
+def test_each_guard_function_runs_one_invocation_at_a_time(on: Built) -> None:
+    """Two invocations for one burst of changes would both repair and both alert; throttled async events wait."""
+    guards = {
+        name: f["Properties"]
+        for name, f in resources(on["home"], "AWS::Lambda::Function").items()
+        if str(f["Properties"].get("Handler", "")).startswith("kms_guard.handlers.")
+        and "canary" not in str(f["Properties"].get("Handler"))
+    }
+    assert len(guards) == 2
+    assert {p.get("ReservedConcurrentExecutions") for p in guards.values()} == {1}
+
+
 def test_log_groups_have_retention(off: Built) -> None:
     groups = resources(off["home"], "AWS::Logs::LogGroup")
     assert len(groups) == 2
