@@ -1,0 +1,176 @@
+"""Regressions for the adversarial review of the evaluator (findings F1-F7; the policies are the review's own)."""
+
+import io
+import json
+from typing import Any
+
+import pytest
+from kms_guard.core import actions as catalogue
+from kms_guard.core.compliance import assess_policy
+from kms_guard.core.findings import RegionReport
+from kms_guard.core.policy import parse_policy
+from kms_guard.core.remediation import plan_region
+from kms_guard.core.repair import plan_repair, plan_restore_statement
+from kms_guard.core.vendor import ROCKSET
+from kms_guard_cli.main import run
+
+KEY = "arn:aws:kms:us-west-2:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab"
+VENDOR_ROOT = "arn:aws:iam::318212636800:root"
+REQUIRED = ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey*", "kms:DescribeKey"]
+GUARD_ROLE: dict[str, Any] = {
+    "Sid": "GuardRole",
+    "Effect": "Allow",
+    "Principal": {"AWS": "arn:aws:iam::111122223333:role/KmsGuard"},
+    "Action": ["kms:DescribeKey", "kms:GetKeyPolicy", "kms:PutKeyPolicy"],
+    "Resource": "*",
+}
+VENDOR_GRANT: dict[str, Any] = {
+    "Sid": "Vendor",
+    "Effect": "Allow",
+    "Principal": {"AWS": VENDOR_ROOT},
+    "Action": REQUIRED,
+    "Resource": "*",
+}
+
+
+def doc(*statements: dict[str, Any]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)}, indent=2)
+
+
+def call(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = run(list(argv), out, err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def verdict(text: str, key_arn: str | None = None) -> str:
+    from kms_guard.core.findings import verdict_of
+
+    return verdict_of(assess_policy(parse_policy(text), ROCKSET, key_arn=key_arn).findings)
+
+
+# --- F3: the guard's Sid on a statement that grants more than the vendor's access ---------------------------------
+
+# p/fix1.json: the customer's admin statement (root, kms:*) carrying the guard's Sid.
+FIX1 = doc(
+    {
+        "Sid": "KmsGuardRocksetAccess",
+        "Effect": "Allow",
+        "Principal": {"AWS": "arn:aws:iam::111122223333:root"},
+        "Action": "kms:*",
+        "Resource": "*",
+    }
+)
+# p/fix2.json: admin and a vendor role in one statement, kms:*, an IP condition, plus the guard's role.
+FIX2 = doc(
+    {
+        "Sid": "KmsGuardRocksetAccess",
+        "Effect": "Allow",
+        "Principal": {"AWS": ["arn:aws:iam::111122223333:root", "arn:aws:iam::318212636800:role/rockset"]},
+        "Action": ["kms:*"],
+        "Resource": "*",
+        "Condition": {"IpAddress": {"aws:SourceIp": "203.0.113.0/24"}},
+    },
+    GUARD_ROLE,
+)
+
+
+def _owned(**changes: Any) -> dict[str, Any]:
+    statement: dict[str, Any] = {
+        "Sid": "KmsGuardRocksetAccess",
+        "Effect": "Allow",
+        "Principal": {"AWS": VENDOR_ROOT},
+        "Action": ["kms:Encrypt"],
+        "Resource": "*",
+    }
+    statement.update(changes)
+    return {k: v for k, v in statement.items() if v is not None}
+
+
+SOURCE_IP = {"IpAddress": {"aws:SourceIp": "203.0.113.0/24"}}
+"""An undecidable condition: the vendor's grant is not whole, so the planner has something to repair."""
+
+GRANTS_MORE = {
+    "admin-root-kms-star": FIX1,
+    "admin-and-vendor-role-with-condition": FIX2,
+    "vendor-with-kms-star": doc(_owned(Action="kms:*", Condition=SOURCE_IP), GUARD_ROLE),
+    "vendor-with-put-key-policy": doc(_owned(Action=["kms:Encrypt", "kms:PutKeyPolicy"]), GUARD_ROLE),
+    "vendor-and-another-account": doc(
+        _owned(Principal={"AWS": [VENDOR_ROOT, "arn:aws:iam::444455556666:root"]}), GUARD_ROLE
+    ),
+    "vendor-and-everyone": doc(_owned(Principal="*"), GUARD_ROLE),
+    "not-action": doc(_owned(Action=None, NotAction="kms:PutKeyPolicy", Condition=SOURCE_IP), GUARD_ROLE),
+    "not-resource": doc(_owned(Resource=None, NotResource="arn:aws:kms:us-west-2:111122223333:key/other"), GUARD_ROLE),
+    "other-service-action": doc(_owned(Action=["kms:Encrypt", "s3:GetObject"]), GUARD_ROLE),
+    "resource-wildcard-pattern": doc(_owned(Resource="arn:aws:kms:*"), GUARD_ROLE),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GRANTS_MORE))
+def test_f3_planner_refuses_to_rewrite_a_guard_sid_statement_that_grants_more_than_the_vendor(name: str) -> None:
+    text = GRANTS_MORE[name]
+    for key_arn in (None, KEY):
+        plan = plan_restore_statement(text, ROCKSET, key_arn=key_arn)
+        assert plan.status == "refused", plan.description
+        assert plan.refusal == "guard-sid-grants-more"
+        assert plan.policy is None
+        assert "statement KmsGuardRocksetAccess carries the guard's Sid but grants more than the vendor's access" in (
+            plan.description
+        )
+        assert "the guard will not rewrite it" in plan.description
+        # revert without a baseline falls back to the same planner, and keeps the refusal
+        reverted = plan_repair("revert", text, ROCKSET, key_arn=key_arn)
+        assert reverted.status == "refused"
+        assert reverted.refusal == "guard-sid-grants-more"
+
+
+@pytest.mark.parametrize("name", ["admin-root-kms-star", "admin-and-vendor-role-with-condition"])
+def test_f3_fix_policy_cannot_repair_a_guard_sid_on_the_admin_statement(name: str, tmp_path: Any) -> None:
+    path = tmp_path / "policy.json"
+    path.write_text(GRANTS_MORE[name])
+    code, out, err = call("fix-policy", str(path))
+    assert code == 1
+    assert out == ""
+    assert err.startswith("cannot repair safely: statement KmsGuardRocksetAccess carries the guard's Sid")
+    code, out, _ = call("fix-policy", str(path), "--output", "json")
+    assert code == 1
+    assert json.loads(out)["status"] == "refused"
+    assert json.loads(out)["policy"] is None
+
+
+def test_f3_live_restore_statement_refuses_too() -> None:
+    findings = assess_policy(parse_policy(FIX2), ROCKSET, region="us-west-2", key_arn=KEY).findings
+    report = RegionReport("us-west-2", KEY, "Enabled", findings, FIX2)
+    for mode in ("restore-statement", "revert"):
+        plan = plan_region(report, ROCKSET, mode=mode, restore_key_state=False, baseline=None)
+        assert plan is not None
+        assert not plan.writes
+        assert plan.refused is not None
+        assert "carries the guard's Sid but grants more than the vendor's access" in plan.refused
+
+
+VENDOR_ONLY = {
+    "account-root": doc(_owned(), GUARD_ROLE),
+    "bare-account-id": doc(_owned(Principal={"AWS": "318212636800"}), GUARD_ROLE),
+    "generate-data-key-star": doc(_owned(Action=["kms:GenerateDataKey*"]), GUARD_ROLE),
+    "with-a-condition": doc(_owned(Condition=SOURCE_IP), GUARD_ROLE),
+    "resource-the-key": doc(_owned(Resource=KEY), GUARD_ROLE),
+}
+
+
+@pytest.mark.parametrize("name", sorted(VENDOR_ONLY))
+def test_f3_a_vendor_only_guard_statement_is_still_repaired(name: str) -> None:
+    plan = plan_restore_statement(VENDOR_ONLY[name], ROCKSET, key_arn=KEY)
+    assert plan.status == "repair", plan.description
+    assert plan.policy is not None
+    assert verdict(plan.policy, KEY) == "compliant"
+    owned = json.loads(plan.policy)["Statement"][0]
+    assert owned["Principal"] == {"AWS": VENDOR_ROOT}
+    assert set().union(*(catalogue.expand(a) for a in owned["Action"])) == set(ROCKSET.concrete_actions)
+    assert "Condition" not in owned
+    assert json.loads(plan.policy)["Statement"][1] == GUARD_ROLE
+
+
+def test_f3_a_guard_sid_deny_is_still_refused_as_a_deny() -> None:
+    plan = plan_restore_statement(doc(_owned(Effect="Deny"), GUARD_ROLE), ROCKSET)
+    assert plan.refusal in ("guard-sid-on-deny", "deny-blocks-vendor")
