@@ -174,3 +174,75 @@ def test_f3_a_vendor_only_guard_statement_is_still_repaired(name: str) -> None:
 def test_f3_a_guard_sid_deny_is_still_refused_as_a_deny() -> None:
     plan = plan_restore_statement(doc(_owned(Effect="Deny"), GUARD_ROLE), ROCKSET)
     assert plan.refusal in ("guard-sid-on-deny", "deny-blocks-vendor")
+
+
+# --- F1: Arn* operators, whole-string glob versus one glob per ARN component --------------------------------------
+
+
+def _deny_unless(operator: str, pattern: str) -> str:
+    """The review's shape: a whole vendor grant plus a Deny to everyone that is meant to exempt the vendor."""
+    deny = {
+        "Sid": "D",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "kms:*",
+        "Resource": "*",
+        "Condition": {operator: {"aws:PrincipalArn": pattern}},
+    }
+    return doc(VENDOR_GRANT, deny)
+
+
+@pytest.mark.parametrize(
+    ("operator", "pattern"),
+    [
+        ("ArnNotLike", "arn:aws:iam?:318212636800:*"),  # p/arnnotlike_q_in_service.json: `iam?` never matches `iam`
+        ("ArnNotLike", "arn:aws:iam::318212636800*"),  # p/arnnotlike_5comp.json: no resource component
+        ("ArnNotEquals", "arn:aws:iam::318212636800*"),  # p/arnnotequals_star_tail.json
+        ("ArnNotLike", "arn:aws:iam::*"),  # p/arnnotlike_star_account.json
+        ("ArnNotLike", "arn:aws:iam::318212636800?*"),  # p/arnnotlike_qcolon.json
+        ("ArnNotLike", "arn:*"),  # p/arnnotlike_arnstar.json
+    ],
+)
+def test_f1_an_arn_exemption_the_two_readings_disagree_on_is_at_risk_not_compliant(operator: str, pattern: str) -> None:
+    text = _deny_unless(operator, pattern)
+    for key_arn in (None, KEY):
+        assessment = assess_policy(parse_policy(text), ROCKSET, key_arn=key_arn)
+        assert verdict(text, key_arn) == "at-risk"
+        assert set(assessment.conditional) == set(ROCKSET.concrete_actions)
+
+
+@pytest.mark.parametrize(
+    ("operator", "pattern", "expected"),
+    [
+        # the ordinary exemption of the vendor's account: both readings agree it matches every vendor principal
+        ("ArnNotLike", "arn:aws:iam::318212636800:*", "compliant"),
+        ("ArnNotLike", "arn:*:iam::318212636800:*", "compliant"),
+        ("ArnNotLike", "arn:aws:iam::31821263680?:*", "compliant"),
+        # only some of the vendor's principals are exempt: unknown under both readings
+        ("ArnNotLike", "arn:aws:iam::318212636800:role/*", "at-risk"),
+        ("ArnNotEquals", "arn:aws:iam::318212636800:root", "at-risk"),
+        # another account: the Deny applies to the vendor under both readings
+        ("ArnNotLike", "arn:aws:iam::111122223333:*", "non-compliant"),
+        ("ArnLike", "arn:aws:iam::318212636800:*", "non-compliant"),
+        ("ArnLike", "arn:aws:iam::111122223333:*", "compliant"),
+    ],
+)
+def test_f1_ordinary_arn_conditions_keep_their_verdicts(operator: str, pattern: str, expected: str) -> None:
+    assert verdict(_deny_unless(operator, pattern)) == expected
+    assert verdict(_deny_unless(operator, pattern), KEY) == expected
+
+
+def test_f1_arn_like_of_a_known_arn_is_unknown_only_where_the_readings_disagree() -> None:
+    from kms_guard.core.evaluate import arn_like
+    from kms_guard.core.tri import Tri
+
+    role = "arn:aws:iam::318212636800:role/a:b"
+    assert arn_like("arn:aws:iam::318212636800:role/*", role) is Tri.TRUE
+    assert arn_like("arn:aws:iam::318212636800:role/a:*", role) is Tri.TRUE  # the 6th component keeps its colons
+    assert arn_like("arn:aws:iam::*:role/a:b", role) is Tri.TRUE
+    assert arn_like("arn:aws:iam::111122223333:*", role) is Tri.FALSE
+    assert arn_like("arn:aws:iam::318212636800:user/*", role) is Tri.FALSE
+    assert arn_like("arn:aws:iam?:318212636800:*", role) is Tri.UNKNOWN  # `?` takes a `:` only in the whole reading
+    assert arn_like("arn:aws:iam::318212636800*", role) is Tri.UNKNOWN  # five components
+    assert arn_like("arn:*", role) is Tri.UNKNOWN
+    assert arn_like("*", role) is Tri.UNKNOWN  # one component against six

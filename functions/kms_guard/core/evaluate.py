@@ -25,7 +25,9 @@ the request context. So every part of "does this statement apply" is a `Tri`:
   `2008-10-17` (or without Version) it is literal.
 - Condition (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html):
   decided only for keys the vendor's `RequestContext` (`vendor.py`) knows: a known value, known absence, or the
-  account part of `aws:PrincipalArn`; UNKNOWN for every other key or operator. Unknown is never assumed harmless:
+  account part of `aws:PrincipalArn`; UNKNOWN for every other key or operator. The `Arn*` operators are matched both
+  as one glob over the whole ARN and component by component (the IAM reference checks each of the six components
+  separately); where the two readings disagree the comparison is UNKNOWN. Unknown is never assumed harmless:
   an Allow that holds only under it is not proven, a Deny that may apply is a risk.
 
 Evaluation has a time budget (`Budget`): the live path gives each Region's policy one, so no policy can stall the
@@ -393,9 +395,37 @@ def _compare(family: Family, actual: str, listed: str) -> Tri:
         if not (actual.isascii() and listed.isascii()):
             return Tri.TRUE if actual == listed else Tri.UNKNOWN  # non-ASCII case folding: not decided here
         return Tri.of(ascii_lower(actual) == ascii_lower(listed))
-    if family in ("like", "arn"):
+    if family == "arn":
+        return arn_like(listed, actual)
+    if family == "like":
         return Tri.of(glob_match(listed, actual))
     return Tri.of(ascii_lower(actual) == ascii_lower(listed))  # Bool: "true"/"false", any case
+
+
+def _arn_components(text: str) -> list[str]:
+    """An ARN's six colon-delimited components (the sixth, the resource, keeps its colons); fewer when it has fewer."""
+    return text.split(":", 5)
+
+
+def _either_reading(whole: Tri, per_component: Tri) -> Tri:
+    """The two readings of ARN matching: their answer where they agree, UNKNOWN where they disagree."""
+    return whole if whole is per_component else Tri.UNKNOWN
+
+
+def arn_like(pattern: str, arn: str) -> Tri:
+    """`ArnLike`/`ArnEquals` of a known ARN, under both readings of how AWS matches it.
+
+    The IAM reference says each of the six colon-delimited components is checked separately
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html#Conditions_ARN),
+    so `*` and `?` would not cross `:`; the guard used to glob the whole string. Which one AWS does is not settled
+    here, so both are computed and a disagreement is UNKNOWN, never a certain answer either way.
+    """
+    whole = Tri.of(glob_match(pattern, arn))
+    pattern_parts, arn_parts = _arn_components(pattern), _arn_components(arn)
+    per_component = len(pattern_parts) == len(arn_parts) and all(
+        glob_match(p, a) for p, a in zip(pattern_parts, arn_parts, strict=True)
+    )
+    return _either_reading(whole, Tri.of(per_component))
 
 
 def _known_fact(value: str) -> KeyFact:
@@ -414,8 +444,20 @@ def _principal_arn_fact(account: str, partition: str) -> KeyFact:
             same = head == prefix if family == "eq" else ascii_lower(head) == ascii_lower(prefix)
             return Tri.UNKNOWN if same and len(value) > len(prefix) else Tri.FALSE
         some, every = intersects_prefix(value, prefix, rest_may_be_empty=False)
-        return Tri.TRUE if every else Tri.UNKNOWN if some else Tri.FALSE
+        whole = Tri.TRUE if every else Tri.UNKNOWN if some else Tri.FALSE
+        if family != "arn":
+            return whole
+        return _either_reading(whole, per_component(value))
 
+    def per_component(value: str) -> Tri:
+        # The caller's ARN is arn, partition, iam, "" (no Region), account, then a resource not known here.
+        parts = _arn_components(value)
+        if len(parts) != len(known) + 1 or not all(glob_match(p, k) for p, k in zip(parts, known, strict=False)):
+            return Tri.FALSE
+        resource = parts[-1]
+        return Tri.TRUE if is_universal(resource) else Tri.UNKNOWN if resource else Tri.FALSE
+
+    known = ("arn", partition, "iam", "", account)
     return KeyFact(Tri.TRUE, match)
 
 
