@@ -246,3 +246,100 @@ def test_f1_arn_like_of_a_known_arn_is_unknown_only_where_the_readings_disagree(
     assert arn_like("arn:aws:iam::318212636800*", role) is Tri.UNKNOWN  # five components
     assert arn_like("arn:*", role) is Tri.UNKNOWN
     assert arn_like("*", role) is Tri.UNKNOWN  # one component against six
+
+
+# --- F4: policy variables found in linear time; the budget is checked inside long loops ----------------------------
+
+
+def _unclosed_variables_policy(where: str, size: int = 30_000) -> str:
+    """p/var_quad_cond.json / p/var_quad_res.json: `${` repeated with no `}`, a valid policy of about `size` bytes."""
+    deny: dict[str, Any] = {"Sid": "D", "Effect": "Deny", "Principal": "*", "Action": "kms:*", "Resource": "*"}
+    if where == "condition":
+        deny["Condition"] = {"StringEquals": {"kms:CallerAccount": "${" * (size // 2)}}
+    else:
+        deny["Resource"] = ["${" * (size // 2)]
+    return doc(VENDOR_GRANT, deny)
+
+
+def test_f4_variable_substitution_reads_variables_as_before() -> None:
+    import random
+    import re
+
+    from kms_guard.core.evaluate import Caller, _facts, substitute
+
+    facts = _facts(Caller("318212636800"))
+    old = re.compile(r"\$\{([^}]*)\}")  # the previous (quadratic) reading: the body runs to the next `}`
+
+    def reference(text: str) -> tuple[str | None, bool]:
+        # The old tokenisation, each variable's body then read on its own (one `${body}`: nothing to tokenise).
+        unknown = special = False
+
+        def one(found: re.Match[str]) -> str:
+            nonlocal unknown, special
+            value, is_special = substitute("${" + found.group(1) + "}", facts)
+            special = special or is_special
+            unknown = unknown or value is None
+            return value or ""
+
+        result = old.sub(one, text)
+        return (None, special) if unknown else (result, special)
+
+    rng = random.Random(4)
+    alphabet = ["${", "}", "{", "$", "a", " ", "*", "?", "kms:CallerAccount", "aws:PrincipalAccount"]
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+        assert substitute(text, facts) == reference(text), text
+    assert substitute("${", facts) == ("${", False)
+    assert substitute("x${${kms:CallerAccount}y", facts) == (None, False)  # body `${kms:CallerAccount`: unknown
+    assert substitute("${kms:CallerAccount}${$}${", facts) == ("318212636800$${", False)
+
+
+@pytest.mark.parametrize("where", ["condition", "resource"])
+def test_f4_a_30kb_policy_of_unclosed_variables_evaluates_quickly(where: str) -> None:
+    import time
+
+    text = _unclosed_variables_policy(where)
+    assert len(text.encode()) <= 32_768
+    policy = parse_policy(text)
+    for key_arn in (None, KEY):
+        start = time.process_time()
+        assess_policy(policy, ROCKSET, key_arn=key_arn)
+        spent = time.process_time() - start
+        # Linear: a few ms. The regular expression took about 1 s of CPU here (quadratic in the value's length).
+        assert spent < 0.25, f"{spent:.3f} s of CPU for a {len(text)}-byte policy"
+
+
+def test_f4_the_budget_is_checked_inside_one_statement_with_many_resources() -> None:
+    from kms_guard.core.evaluate import Budget, BudgetExceeded
+
+    ticks = 0
+
+    def clock() -> float:
+        nonlocal ticks
+        ticks += 1
+        return float(ticks)
+
+    # One statement, 2000 resources that each need a search: a deadline of 100 clock reads must stop it inside the
+    # statement (checked only per statement and per condition value before, it ran to the end).
+    deny = {
+        "Sid": "D",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "kms:*",
+        "Resource": [f"arn:*?*?:x:y:z{i}:key/x" for i in range(2000)],
+    }
+    policy = parse_policy(doc(VENDOR_GRANT, deny))
+    with pytest.raises(BudgetExceeded):
+        assess_policy(policy, ROCKSET, budget=Budget(100, clock=clock))
+    ticks = 0
+    actions = doc(VENDOR_GRANT, {**deny, "Resource": "*", "Action": [f"kms:X{i}*" for i in range(2000)]})
+    with pytest.raises(BudgetExceeded):
+        assess_policy(parse_policy(actions), ROCKSET, budget=Budget(100, clock=clock))
+
+
+def test_f4_the_benchmark_holds_the_unclosed_variables_policies() -> None:
+    from bench.adversarial import policies
+
+    names = set(policies())
+    assert {"unclosed-variables-condition", "unclosed-variables-resource"} <= names
+    assert "${${${" in policies()["unclosed-variables-condition"]

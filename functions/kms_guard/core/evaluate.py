@@ -117,7 +117,7 @@ class BudgetExceeded(Exception):
 
 @dataclass
 class Budget:
-    """A deadline the evaluator checks as it goes (per statement and per condition value)."""
+    """A deadline the evaluator checks as it goes (per statement, action pattern, resource and condition value)."""
 
     seconds: float
     clock: Callable[[], float] = time.monotonic
@@ -148,14 +148,14 @@ def evaluate(
         if budget is not None:
             budget.check()
         # Cheapest test first: most statements of a real policy are about other actions or other principals.
-        covered = _covered(statement, wanted)
+        covered = _covered(statement, wanted, budget)
         if not covered:
             continue
         parts = [_principal(statement, caller)]
         if parts[0][0] is Tri.FALSE:
             continue
         parts += (
-            _resource(statement, caller, variables),
+            _resource(statement, caller, variables, budget),
             _conditions(statement, facts, variables, budget),
         )
         applies = all_of(part[0] for part in parts)
@@ -170,10 +170,12 @@ def evaluate(
     }
 
 
-def _covered(statement: Statement, wanted: frozenset[str]) -> frozenset[str]:
+def _covered(statement: Statement, wanted: frozenset[str], budget: Budget | None = None) -> frozenset[str]:
     """The wanted concrete actions this statement's Action (or NotAction) covers."""
     named: set[str] = set()
     for pattern in statement.actions:
+        if budget is not None:
+            budget.check()
         named |= catalogue.covers(pattern, wanted)
         if named >= wanted:
             break
@@ -246,7 +248,6 @@ def is_public(statement: Statement) -> bool:
 
 # --- Policy variables ----------------------------------------------------------------------------------------------
 
-_VARIABLE = re.compile(r"\$\{([^}]*)\}")
 _DEFAULT = re.compile(r"\s*([^,\s]+)\s*,\s*'([^']*)'\s*", re.ASCII)
 _SPECIAL = {"*": "*", "?": "?", "$": "$"}
 
@@ -263,9 +264,8 @@ def substitute(text: str, facts: dict[str, KeyFact] | None) -> tuple[str | None,
     special = False
     unknown = False
 
-    def replace(found: re.Match[str]) -> str:
+    def replace(body: str) -> str:
         nonlocal special, unknown
-        body = found.group(1)
         if body in _SPECIAL:
             special = special or body != "$"
             return _SPECIAL[body]
@@ -279,8 +279,22 @@ def substitute(text: str, facts: dict[str, KeyFact] | None) -> tuple[str | None,
         unknown = True
         return ""
 
-    result = _VARIABLE.sub(replace, text)
-    return (None, special) if unknown else (result, special)
+    # `${`, then the body up to the next `}`, left to right; once no `}` follows, no variable follows either. Each
+    # character is looked at a bounded number of times (a regular expression such as `\$\{([^}]*)\}` rescans the rest
+    # of the text from every unclosed `${`: quadratic on `${${${...`).
+    parts: list[str] = []
+    at = 0
+    while True:
+        start = text.find("${", at)
+        if start < 0:
+            break
+        close = text.find("}", start + 2)
+        if close < 0:
+            break
+        parts += (text[at:start], replace(text[start + 2 : close]))
+        at = close + 1
+    parts.append(text[at:])
+    return (None, special) if unknown else ("".join(parts), special)
 
 
 # --- Resource ----------------------------------------------------------------------------------------------------
@@ -337,11 +351,13 @@ def _resource_entry(
 
 
 def _resource(
-    statement: Statement, caller: Caller, variables: dict[str, KeyFact] | None
+    statement: Statement, caller: Caller, variables: dict[str, KeyFact] | None, budget: Budget | None = None
 ) -> tuple[Tri, tuple[str, ...]]:
     # Kleene OR over the list: TRUE at the first TRUE; once one entry is UNKNOWN, only a TRUE can change the answer.
     hit = Tri.FALSE
     for pattern in statement.resources:
+        if budget is not None:
+            budget.check()
         entry = _resource_entry(pattern, caller.key_arn, variables, unknown_is_enough=hit is Tri.UNKNOWN)
         if entry is Tri.TRUE:
             hit = Tri.TRUE
