@@ -343,3 +343,74 @@ def test_f4_the_benchmark_holds_the_unclosed_variables_policies() -> None:
     names = set(policies())
     assert {"unclosed-variables-condition", "unclosed-variables-resource"} <= names
     assert "${${${" in policies()["unclosed-variables-condition"]
+
+
+# --- F5: the nesting check before decoding is linear, whatever the strings hold ----------------------------------
+
+
+def _cli_subprocess(argv: list[str], stdin: bytes | None = None, timeout: float = 60) -> Any:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(str(root / p) for p in ("functions", "cli")),
+        "PYTHONIOENCODING": "utf-8:strict",
+        "PYTHONUTF8": "0",
+        "LC_ALL": "C.UTF-8",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "kms_guard_cli", *argv],
+        input=stdin,
+        capture_output=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '["' + '\\"' * 16380,  # p/depth_regex_escq.json: 32 KB, a string that never closes, full of escaped quotes
+        '["' + "\\\\" * 8190 + '\\"' * 8190,
+        '{"a": "' + '\\"[' * 10900,
+    ],
+    ids=["escaped-quotes", "backslashes-then-quotes", "quotes-and-brackets"],
+)
+def test_f5_an_unterminated_string_is_refused_in_linear_time(text: str) -> None:
+    import time
+
+    from kms_guard.core.policy import PolicyError
+
+    start = time.process_time()
+    with pytest.raises(PolicyError, match="not valid JSON"):
+        parse_policy(text)
+    spent = time.process_time() - start
+    assert spent < 0.25, f"{spent:.3f} s of CPU to refuse {len(text)} characters"  # was about 2 s (quadratic)
+
+
+def test_f5_a_4mb_unterminated_string_through_the_cli_is_one_line_and_quick(tmp_path: Any) -> None:
+    path = tmp_path / "big.json"
+    path.write_text('["' + '\\"' * (2 * 1024 * 1024 - 2))
+    assert path.stat().st_size <= 4 * 1024 * 1024
+    result = _cli_subprocess(["check-policy", str(path)], timeout=30)  # was hours
+    assert result.returncode == 2
+    assert result.stdout == b""
+    assert result.stderr.count(b"\n") == 1
+    assert b"not valid JSON" in result.stderr
+
+
+def test_f5_the_nesting_limit_still_holds_and_strings_do_not_count() -> None:
+    from kms_guard.core.policy import MAX_DEPTH, PolicyError
+
+    with pytest.raises(PolicyError, match=f"nested deeper than {MAX_DEPTH} levels"):
+        parse_policy('{"a":' + "[" * MAX_DEPTH + "]" * MAX_DEPTH + "}")
+    with pytest.raises(PolicyError, match=f"nested deeper than {MAX_DEPTH} levels"):
+        parse_policy("[" * 2_000_000)
+    # brackets and escaped quotes inside strings are text, not nesting
+    grant = {**VENDOR_GRANT, "Sid": '\\"[[[[[[[[[[[[[[[[[[[[{{{{{{{{{{{{{{{{{{{\\\\'}
+    assert verdict(doc(grant)) == "compliant"

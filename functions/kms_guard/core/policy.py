@@ -30,7 +30,9 @@ MAX_POLICY_BYTES = 32_768
 MAX_DEPTH = 16
 """Deepest JSON nesting accepted: a key policy needs 5 (document, Statement list, statement, Condition, operator)."""
 
-_NESTING = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
+_NESTING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?|[\[\]{}]', re.DOTALL)
+"""A JSON string (its closing quote optional: an unterminated string runs to the end in one match, so the scan never
+restarts inside it, which made `["\\"\\"\\"...` quadratic), or a bracket. Linear; json.loads judges the rest."""
 
 VALID_VERSIONS = ("2012-10-17", "2008-10-17")
 PRINCIPAL_TYPES = ("AWS", "Service", "Federated", "CanonicalUser")
