@@ -414,3 +414,136 @@ def test_f5_the_nesting_limit_still_holds_and_strings_do_not_count() -> None:
     # brackets and escaped quotes inside strings are text, not nesting
     grant = {**VENDOR_GRANT, "Sid": '\\"[[[[[[[[[[[[[[[[[[[[{{{{{{{{{{{{{{{{{{{\\\\'}
     assert verdict(doc(grant)) == "compliant"
+
+
+# --- F6 + F7: policy text in text output is escaped; output never fails to encode ---------------------------------
+
+_ALLOW_ALL = dict(VENDOR_GRANT, Sid="A")
+# p/sid_inject.json: a Deny whose Sid forges a verdict line, clears the screen and reverses the text after it.
+SID_INJECT = doc(
+    _ALLOW_ALL,
+    {
+        "Sid": "x\nCOMPLIANT: key policy for Rockset (account 318212636800)\n  granted: everything\x1b[2J\u202e",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "kms:Decrypt",
+        "Resource": "*",
+    },
+)
+# p/condkey_inject.json: the same through a condition key the guard quotes in GRANT_CONDITIONAL.
+CONDKEY_INJECT = doc(
+    dict(
+        _ALLOW_ALL,
+        Condition={
+            "StringEquals": {
+                "aws:SourceIp\nCOMPLIANT: key policy for Rockset (account 318212636800)\n  granted: all": "x"
+            }
+        },
+    )
+)
+# p/surrogate_*.json: lone surrogates, valid JSON (`\ud800` escapes), that no UTF-8 stream can encode.
+SURROGATE_SID_PUBLIC = doc(dict(_ALLOW_ALL, Sid="\ud800", Principal="*"))
+SURROGATE_SID_DENY = doc(
+    _ALLOW_ALL, {"Sid": "\ud800", "Effect": "Deny", "Principal": "*", "Action": "kms:Decrypt", "Resource": "*"}
+)
+SURROGATE_CONDKEY = doc(
+    dict(_ALLOW_ALL, Action=["kms:Encrypt", "kms:GenerateDataKey*", "kms:DescribeKey"]),
+    {
+        "Sid": "B",
+        "Effect": "Allow",
+        "Principal": "*",
+        "Action": "kms:Decrypt",
+        "Resource": "*",
+        "Condition": {"StringEquals": {"aws:SourceIp\ud800\n": "1"}},
+    },
+)
+
+HOSTILE = {
+    "sid_inject": (SID_INJECT, 1),
+    "condkey_inject": (CONDKEY_INJECT, 3),
+    "surrogate_sid_public": (SURROGATE_SID_PUBLIC, 0),
+    "surrogate_sid_deny": (SURROGATE_SID_DENY, 1),
+    "surrogate_condkey": (SURROGATE_CONDKEY, 3),
+}
+
+
+def _assert_safe_lines(text: str) -> None:
+    for line in text.splitlines():
+        assert line.isascii(), repr(line)
+        assert line.isprintable(), repr(line)
+    text.encode("utf-8", "strict")
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_f6_f7_check_policy_text_escapes_what_the_policy_says(name: str, tmp_path: Any) -> None:
+    text, expected = HOSTILE[name]
+    path = tmp_path / f"{name}.json"
+    path.write_text(text, encoding="utf-8", errors="surrogatepass")
+    code, out, err = call("check-policy", str(path))
+    assert code == expected
+    assert err == ""
+    _assert_safe_lines(out)
+    lines = out.splitlines()
+    # one verdict line, the first; every other line is indented (granted/missing/conditional or a finding)
+    assert not lines[0].startswith(" ")
+    assert all(line.startswith("  ") for line in lines[1:]), lines
+    assert sum("COMPLIANT:" in line.split(" ", 1)[0] for line in lines) <= 1
+    if name == "sid_inject":
+        assert "x\\u000aCOMPLIANT: key policy" in out
+        assert "\\u001b[2J\\u202e" in out
+    if name.startswith("surrogate"):
+        assert "\\ud800" in out
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_f6_f7_fix_policy_stderr_is_one_escaped_line(name: str, tmp_path: Any) -> None:
+    text, _ = HOSTILE[name]
+    path = tmp_path / f"{name}.json"
+    path.write_text(text, encoding="utf-8", errors="surrogatepass")
+    code, out, err = call("fix-policy", str(path))
+    assert code in (0, 1)
+    assert err.count("\n") == 1
+    _assert_safe_lines(err)
+    out.encode("utf-8", "strict")
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_f6_f7_the_real_command_with_a_strict_utf8_stdout_never_shows_a_traceback(name: str, tmp_path: Any) -> None:
+    text, expected = HOSTILE[name]
+    path = tmp_path / f"{name}.json"
+    path.write_text(text, encoding="utf-8", errors="surrogatepass")
+    for command in ("check-policy", "fix-policy"):
+        result = _cli_subprocess([command, str(path)])
+        assert b"Traceback" not in result.stderr, result.stderr.decode("utf-8", "replace")
+        assert b"\x1b" not in result.stdout + result.stderr
+        assert "\u202e".encode() not in result.stdout + result.stderr
+        if command == "check-policy":
+            assert result.returncode == expected
+            lines = result.stdout.decode("ascii").splitlines()
+            assert sum(line.startswith("COMPLIANT:") for line in lines) == (1 if expected == 0 else 0)
+            assert all(line.startswith("  ") for line in lines[1:])
+        else:
+            assert result.returncode in (0, 1)
+            assert result.stderr.count(b"\n") == 1
+
+
+def test_f6_json_output_is_unchanged_and_keeps_the_sid_exactly(tmp_path: Any) -> None:
+    path = tmp_path / "sid.json"
+    path.write_text(SID_INJECT)
+    code, out, _ = call("check-policy", str(path), "--output", "json")
+    assert code == 1
+    statements = {f.get("statement") for f in json.loads(out)["findings"]}
+    assert json.loads(SID_INJECT)["Statement"][1]["Sid"] in statements
+
+
+def test_f6_render_finding_escapes_every_field_from_outside() -> None:
+    from kms_guard.core.findings import Code, Finding
+    from kms_guard_cli.main import render_finding, safe_text
+
+    finding = Finding(Code.ACTION_DENIED, "critical", "us-west-2\n", "a\r\nb\u2028c\u200bd\udc80", (), "S\x00\u202e")
+    line = render_finding(finding)
+    assert line == (
+        "  CRITICAL ACTION_DENIED [us-west-2\\u000a] (statement S\\u0000\\u202e): a\\u000d\\u000ab\\u2028c\\u200bd\\udc80"
+    )
+    assert safe_text("Grüße 日本 \U0001f600") == "Grüße 日本 \U0001f600"  # printable text is left alone
+    assert safe_text("\U000e0001") == "\\U000e0001"  # a format character outside the BMP
