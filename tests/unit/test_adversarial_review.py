@@ -547,3 +547,61 @@ def test_f6_render_finding_escapes_every_field_from_outside() -> None:
     )
     assert safe_text("Grüße 日本 \U0001f600") == "Grüße 日本 \U0001f600"  # printable text is left alone
     assert safe_text("\U000e0001") == "\\U000e0001"  # a format character outside the BMP
+
+
+# --- F2: one condition key written twice in different case inside one operator ----------------------------------
+
+
+def _deny_with_condition(condition: dict[str, Any]) -> str:
+    deny = {"Sid": "D", "Effect": "Deny", "Principal": "*", "Action": "kms:*", "Resource": "*"}
+    return doc(VENDOR_GRANT, {**deny, "Condition": condition})
+
+
+CASE_DUPLICATES = {
+    # p/dupkey_case.json: ANDed, the TRUE branch and the FALSE one made the Deny "not apply" (compliant)
+    "dupkey_case": {"StringEquals": {"kms:CallerAccount": "318212636800", "KMS:CallerAccount": "111111111111"}},
+    # p/dup_key_case_notequals.json
+    "dup_key_case_notequals": {"StringNotEquals": {"aws:SourceVpce": "vpce-1", "AWS:SOURCEVPCE": "vpce-2"}},
+    "qualified-ifexists": {"ForAnyValue:StringLikeIfExists": {"aws:PrincipalArn": "a", "AWS:PrincipalARN": "b"}},
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASE_DUPLICATES))
+def test_f2_a_condition_key_twice_in_different_case_is_bad_input(name: str, tmp_path: Any) -> None:
+    from kms_guard.core.policy import PolicyError
+
+    text = _deny_with_condition(CASE_DUPLICATES[name])
+    with pytest.raises(PolicyError, match=r"^Statement\[1\]\.Condition\.[A-Za-z:]+: condition key .* case-insensitive"):
+        parse_policy(text)
+    path = tmp_path / "policy.json"
+    path.write_text(text)
+    for command in ("check-policy", "fix-policy"):
+        code, out, err = call(command, str(path))
+        assert code == 2
+        assert out == ""
+        assert err.count("\n") == 1
+        assert "Statement[1].Condition." in err
+        assert "case-insensitive" in err
+
+
+def test_f2_a_live_policy_with_case_duplicates_is_unreadable_for_that_region() -> None:
+    from kms_guard.core.compliance import RegionObservation, assess_region
+
+    metadata = {
+        "KeyState": "Enabled",
+        "KeySpec": "SYMMETRIC_DEFAULT",
+        "KeyUsage": "ENCRYPT_DECRYPT",
+        "MultiRegion": True,
+    }
+    text = _deny_with_condition(CASE_DUPLICATES["dupkey_case"])
+    report = assess_region(RegionObservation("us-west-2", KEY, metadata, text), ROCKSET)
+    assert [f.code.value for f in report.findings] == ["POLICY_UNREADABLE"]
+    assert report.verdict == "non-compliant"
+
+
+def test_f2_the_same_key_under_different_operators_is_still_accepted() -> None:
+    # p/dup_op_qual.json: two operators, one key each: ANDed as AWS does; exact-case keys in separate blocks too
+    text = _deny_with_condition(
+        {"StringEquals": {"kms:CallerAccount": "1"}, "StringEqualsIfExists": {"KMS:CallerAccount": "318212636800"}}
+    )
+    assert verdict(text) == "compliant"
