@@ -115,6 +115,12 @@ def policies() -> dict[str, str]:
         "unresolvable-variables": _fill(
             lambda n: _policy(_deny(Resource=[f"arn:aws:kms:*:${{aws:SourceIp}}{i}*" for i in range(n)]))
         ),
+        # `${` over and over with no `}`: a regular expression for variables rescans the rest from every one
+        # (quadratic; about 1 s at 30 KB before the scan was made linear).
+        "unclosed-variables-condition": _fill(
+            lambda n: _policy(_deny(Condition={"StringEquals": {"kms:CallerAccount": "${" * n}}))
+        ),
+        "unclosed-variables-resource": _fill(lambda n: _policy(_deny(Resource=["${" * n]))),
         "principal-lookalikes": _fill(
             lambda n: _policy(
                 {

@@ -12,6 +12,7 @@ import dataclasses
 import json
 import re
 import sys
+import unicodedata
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TextIO
 
@@ -127,10 +128,29 @@ _VERDICT_TEXT: dict[Verdict, str] = {
 }
 
 
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+"""Control and format characters (newlines, ESC, bidi overrides, zero-width), lone surrogates, line separators."""
+
+
+def safe_text(text: object) -> str:
+    """Text from a policy, an event or AWS, made safe for one line of a terminal: every control, format or surrogate
+    character becomes a `\\uXXXX` escape, so a Sid or condition key cannot start a forged line, move the cursor,
+    reorder what follows or fail to encode. JSON output needs none of this (it escapes on its own)."""
+    text = str(text)
+    if text.isascii() and text.isprintable():
+        return text
+    return "".join(
+        (f"\\u{ord(c):04x}" if ord(c) <= 0xFFFF else f"\\U{ord(c):08x}")
+        if unicodedata.category(c) in _UNSAFE_CATEGORIES
+        else c
+        for c in text
+    )
+
+
 def render_finding(finding: Finding) -> str:
-    where = f" [{finding.region}]" if finding.region else ""
-    stmt = f" (statement {finding.statement})" if finding.statement is not None else ""
-    return f"  {finding.severity.upper():8} {finding.code}{where}{stmt}: {finding.message}"
+    where = f" [{safe_text(finding.region)}]" if finding.region else ""
+    stmt = f" (statement {safe_text(finding.statement)})" if finding.statement is not None else ""
+    return f"  {finding.severity.upper():8} {finding.code}{where}{stmt}: {safe_text(finding.message)}"
 
 
 def _print_policy_verdict(assessment: PolicyAssessment, profile: VendorProfile, out: TextIO) -> None:
@@ -174,7 +194,7 @@ def _second_opinion_on_policy(text: str, profile: VendorProfile, key_arn: str | 
 
 def _print_second_opinion(opinion: Opinion, agreed: bool | None, out: TextIO) -> None:
     verdict = {True: "agrees", False: "DISAGREES", None: "no answer"}[agreed]
-    print(f"  second opinion (IAM Access Analyzer CheckNoNewAccess): {verdict}: {opinion.text()}", file=out)
+    print(f"  second opinion (IAM Access Analyzer CheckNoNewAccess): {verdict}: {safe_text(opinion.text())}", file=out)
 
 
 def cmd_check_policy(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -228,7 +248,7 @@ def cmd_fix_policy(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         elif plan.status == "already-compliant":
             out.write(text if text.endswith("\n") else text + "\n")
         prefix = {"repair": "repaired", "already-compliant": "unchanged", "refused": "cannot repair safely"}
-        print(f"{prefix[plan.status]}: {plan.description}", file=err)
+        print(f"{prefix[plan.status]}: {safe_text(plan.description)}", file=err)
     return EXIT_NON_COMPLIANT if plan.status == "refused" else EXIT_OK
 
 
@@ -333,7 +353,7 @@ def _print_report(report: KeyReport, vendor: VendorProfile, out: TextIO) -> None
         f"{_VERDICT_TEXT[report.verdict]}: {report.key_arn} ({vendor.display_name}: {vendor_grantee(vendor)})", file=out
     )
     for region in report.regions:
-        state = region.key_state or "-"
+        state = safe_text(region.key_state or "-")
         print(f"  {region.region:16} {state:24} {_VERDICT_TEXT[region.verdict]}", file=out)
         for finding in region.findings:
             print("  " + render_finding(finding), file=out)
@@ -349,9 +369,9 @@ def _print_coverage(coverage: CoverageReport, out: TextIO) -> None:
     for region in coverage.regions:
         print(f"  {region.region:16} {_COVERAGE_TEXT[region.status]}", file=out)
         for finding in region.findings:
-            print(f"    WARNING  {finding.code} [{finding.region}]: {finding.message}", file=out)
+            print(f"    WARNING  {finding.code} [{finding.region}]: {safe_text(finding.message)}", file=out)
             for command in finding.fix:
-                print(f"      fix: {command}", file=out)
+                print(f"      fix: {safe_text(command)}", file=out)
 
 
 def _with_coverage(code: int, coverage: CoverageReport | None, strict: bool) -> int:
@@ -386,7 +406,8 @@ def _print_opinions(report: KeyReport, opinions: dict[str, Opinion], out: TextIO
     for item in second_opinion_dicts(report, opinions):
         verdict = {True: "agrees", False: "DISAGREES", None: "no answer"}[item["agrees"]]
         opinion = opinions[item["region"]]
-        print(f"  second opinion [{item['region']}] (IAM Access Analyzer): {verdict}: {opinion.text()}", file=out)
+        text = safe_text(opinion.text())
+        print(f"  second opinion [{item['region']}] (IAM Access Analyzer): {verdict}: {text}", file=out)
 
 
 def cmd_handle_event(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -420,18 +441,19 @@ def cmd_handle_event(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             ]
         _emit_json(payload, out)
     elif result.decision == "ignored":
-        print(f"IGNORED: {result.reason}", file=out)
+        print(f"IGNORED: {safe_text(result.reason)}", file=out)
     elif result.report is not None:
-        event_line = f"{result.event.name} in {result.event.region}" if result.event else "event"
+        event_line = safe_text(f"{result.event.name} in {result.event.region}") if result.event else "event"
         print(f"EVALUATED after {event_line}", file=out)
         _print_report(result.report, settings.vendor, out)
         _print_opinions(result.found or result.report, result.opinions, out)
         for outcome in result.remediation:
             verified = {True: " (verified)", False: " (NOT verified)", None: ""}[outcome.verified]
-            print(f"  remediation [{outcome.region}] {outcome.status}{verified}: {outcome.description}", file=out)
+            description = safe_text(outcome.description)
+            print(f"  remediation [{outcome.region}] {outcome.status}{verified}: {description}", file=out)
         for alert in result.alerts:
             where = "printed below" if printed else f"published to {settings.topic_arn}"
-            print(f"  alert ({where}): {alert.subject}", file=out)
+            print(f"  alert ({where}): {safe_text(alert.subject)}", file=out)
         if result.coverage is not None:
             _print_coverage(result.coverage, out)
         for alert in printed:
@@ -664,11 +686,20 @@ def run(argv: Sequence[str], out: TextIO, err: TextIO) -> int:
         func: Command = args.func
         return func(args, out, err)
     except BadInput as exc:
-        print(f"kms-guard: error: {exc}", file=err)
+        print(f"kms-guard: error: {safe_text(exc)}", file=err)
         return EXIT_BAD_INPUT
 
 
+def _never_raise_on_encoding(*streams: TextIO) -> None:
+    """Whatever slips past `safe_text` (a policy echoed by fix-policy) is escaped by the stream, never a traceback."""
+    for stream in streams:
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _never_raise_on_encoding(sys.stdout, sys.stderr)
     try:
         return run(sys.argv[1:] if argv is None else argv, sys.stdout, sys.stderr)
     except KeyboardInterrupt:

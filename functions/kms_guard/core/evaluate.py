@@ -25,7 +25,9 @@ the request context. So every part of "does this statement apply" is a `Tri`:
   `2008-10-17` (or without Version) it is literal.
 - Condition (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html):
   decided only for keys the vendor's `RequestContext` (`vendor.py`) knows: a known value, known absence, or the
-  account part of `aws:PrincipalArn`; UNKNOWN for every other key or operator. Unknown is never assumed harmless:
+  account part of `aws:PrincipalArn`; UNKNOWN for every other key or operator. The `Arn*` operators are matched both
+  as one glob over the whole ARN and component by component (the IAM reference checks each of the six components
+  separately); where the two readings disagree the comparison is UNKNOWN. Unknown is never assumed harmless:
   an Allow that holds only under it is not proven, a Deny that may apply is a risk.
 
 Evaluation has a time budget (`Budget`): the live path gives each Region's policy one, so no policy can stall the
@@ -135,7 +137,7 @@ class BudgetExceeded(Exception):
 
 @dataclass
 class Budget:
-    """A deadline the evaluator checks as it goes (per statement and per condition value)."""
+    """A deadline the evaluator checks as it goes (per statement, action pattern, resource and condition value)."""
 
     seconds: float
     clock: Callable[[], float] = time.monotonic
@@ -166,14 +168,14 @@ def evaluate(
         if budget is not None:
             budget.check()
         # Cheapest test first: most statements of a real policy are about other actions or other principals.
-        covered = _covered(statement, wanted)
+        covered = _covered(statement, wanted, budget)
         if not covered:
             continue
         parts = [_principal(statement, caller)]
         if parts[0][0] is Tri.FALSE:
             continue
         parts += (
-            _resource(statement, caller, variables),
+            _resource(statement, caller, variables, budget),
             _conditions(statement, facts, variables, budget),
         )
         applies = all_of(part[0] for part in parts)
@@ -188,10 +190,12 @@ def evaluate(
     }
 
 
-def _covered(statement: Statement, wanted: frozenset[str]) -> frozenset[str]:
+def _covered(statement: Statement, wanted: frozenset[str], budget: Budget | None = None) -> frozenset[str]:
     """The wanted concrete actions this statement's Action (or NotAction) covers."""
     named: set[str] = set()
     for pattern in statement.actions:
+        if budget is not None:
+            budget.check()
         named |= catalogue.covers(pattern, wanted)
         if named >= wanted:
             break
@@ -303,7 +307,6 @@ def is_public(statement: Statement) -> bool:
 
 # --- Policy variables ----------------------------------------------------------------------------------------------
 
-_VARIABLE = re.compile(r"\$\{([^}]*)\}")
 _DEFAULT = re.compile(r"\s*([^,\s]+)\s*,\s*'([^']*)'\s*", re.ASCII)
 _SPECIAL = {"*": "*", "?": "?", "$": "$"}
 
@@ -320,9 +323,8 @@ def substitute(text: str, facts: dict[str, KeyFact] | None) -> tuple[str | None,
     special = False
     unknown = False
 
-    def replace(found: re.Match[str]) -> str:
+    def replace(body: str) -> str:
         nonlocal special, unknown
-        body = found.group(1)
         if body in _SPECIAL:
             special = special or body != "$"
             return _SPECIAL[body]
@@ -336,8 +338,22 @@ def substitute(text: str, facts: dict[str, KeyFact] | None) -> tuple[str | None,
         unknown = True
         return ""
 
-    result = _VARIABLE.sub(replace, text)
-    return (None, special) if unknown else (result, special)
+    # `${`, then the body up to the next `}`, left to right; once no `}` follows, no variable follows either. Each
+    # character is looked at a bounded number of times (a regular expression such as `\$\{([^}]*)\}` rescans the rest
+    # of the text from every unclosed `${`: quadratic on `${${${...`).
+    parts: list[str] = []
+    at = 0
+    while True:
+        start = text.find("${", at)
+        if start < 0:
+            break
+        close = text.find("}", start + 2)
+        if close < 0:
+            break
+        parts += (text[at:start], replace(text[start + 2 : close]))
+        at = close + 1
+    parts.append(text[at:])
+    return (None, special) if unknown else ("".join(parts), special)
 
 
 # --- Resource ----------------------------------------------------------------------------------------------------
@@ -394,11 +410,13 @@ def _resource_entry(
 
 
 def _resource(
-    statement: Statement, caller: Caller, variables: dict[str, KeyFact] | None
+    statement: Statement, caller: Caller, variables: dict[str, KeyFact] | None, budget: Budget | None = None
 ) -> tuple[Tri, tuple[str, ...]]:
     # Kleene OR over the list: TRUE at the first TRUE; once one entry is UNKNOWN, only a TRUE can change the answer.
     hit = Tri.FALSE
     for pattern in statement.resources:
+        if budget is not None:
+            budget.check()
         entry = _resource_entry(pattern, caller.key_arn, variables, unknown_is_enough=hit is Tri.UNKNOWN)
         if entry is Tri.TRUE:
             hit = Tri.TRUE
@@ -452,9 +470,37 @@ def _compare(family: Family, actual: str, listed: str) -> Tri:
         if not (actual.isascii() and listed.isascii()):
             return Tri.TRUE if actual == listed else Tri.UNKNOWN  # non-ASCII case folding: not decided here
         return Tri.of(ascii_lower(actual) == ascii_lower(listed))
-    if family in ("like", "arn"):
+    if family == "arn":
+        return arn_like(listed, actual)
+    if family == "like":
         return Tri.of(glob_match(listed, actual))
     return Tri.of(ascii_lower(actual) == ascii_lower(listed))  # Bool: "true"/"false", any case
+
+
+def _arn_components(text: str) -> list[str]:
+    """An ARN's six colon-delimited components (the sixth, the resource, keeps its colons); fewer when it has fewer."""
+    return text.split(":", 5)
+
+
+def _either_reading(whole: Tri, per_component: Tri) -> Tri:
+    """The two readings of ARN matching: their answer where they agree, UNKNOWN where they disagree."""
+    return whole if whole is per_component else Tri.UNKNOWN
+
+
+def arn_like(pattern: str, arn: str) -> Tri:
+    """`ArnLike`/`ArnEquals` of a known ARN, under both readings of how AWS matches it.
+
+    The IAM reference says each of the six colon-delimited components is checked separately
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html#Conditions_ARN),
+    so `*` and `?` would not cross `:`; the guard used to glob the whole string. Which one AWS does is not settled
+    here, so both are computed and a disagreement is UNKNOWN, never a certain answer either way.
+    """
+    whole = Tri.of(glob_match(pattern, arn))
+    pattern_parts, arn_parts = _arn_components(pattern), _arn_components(arn)
+    per_component = len(pattern_parts) == len(arn_parts) and all(
+        glob_match(p, a) for p, a in zip(pattern_parts, arn_parts, strict=True)
+    )
+    return _either_reading(whole, Tri.of(per_component))
 
 
 def _known_fact(value: str) -> KeyFact:
@@ -473,8 +519,20 @@ def _principal_arn_fact(account: str, partition: str) -> KeyFact:
             same = head == prefix if family == "eq" else ascii_lower(head) == ascii_lower(prefix)
             return Tri.UNKNOWN if same and len(value) > len(prefix) else Tri.FALSE
         some, every = intersects_prefix(value, prefix, rest_may_be_empty=False)
-        return Tri.TRUE if every else Tri.UNKNOWN if some else Tri.FALSE
+        whole = Tri.TRUE if every else Tri.UNKNOWN if some else Tri.FALSE
+        if family != "arn":
+            return whole
+        return _either_reading(whole, per_component(value))
 
+    def per_component(value: str) -> Tri:
+        # The caller's ARN is arn, partition, iam, "" (no Region), account, then a resource not known here.
+        parts = _arn_components(value)
+        if len(parts) != len(known) + 1 or not all(glob_match(p, k) for p, k in zip(parts, known, strict=False)):
+            return Tri.FALSE
+        resource = parts[-1]
+        return Tri.TRUE if is_universal(resource) else Tri.UNKNOWN if resource else Tri.FALSE
+
+    known = ("arn", partition, "iam", "", account)
     return KeyFact(Tri.TRUE, match)
 
 

@@ -12,7 +12,8 @@ special cases. Anything that is not a policy raises `PolicyError` with one line 
 (`Statement[2].Action: ...`).
 
 Bad input is refused before it can hurt (RFC 8259 leaves these to the parser; KMS and IAM reject them): duplicate
-object keys (which one would AWS read?), `NaN`/`Infinity`, numbers too large to convert, and nesting deeper than
+object keys (which one would AWS read?), the same condition key twice in one operator in different case (condition
+keys are case-insensitive: the same question), `NaN`/`Infinity`, numbers too large to convert, and nesting deeper than
 `MAX_DEPTH` (checked on the raw text before decoding, so no recursion error can escape). Every message is one line of
 printable ASCII and bounded: nothing from the policy can add lines or control characters to it.
 """
@@ -30,7 +31,12 @@ MAX_POLICY_BYTES = 32_768
 MAX_DEPTH = 16
 """Deepest JSON nesting accepted: a key policy needs 5 (document, Statement list, statement, Condition, operator)."""
 
-_NESTING = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
+_ASCII_FOLD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+"""Condition keys are case-insensitive (ASCII letters only, as the evaluator compares them)."""
+
+_NESTING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?|[\[\]{}]', re.DOTALL)
+"""A JSON string (its closing quote optional: an unterminated string runs to the end in one match, so the scan never
+restarts inside it, which made `["\\"\\"\\"...` quadratic), or a bracket. Linear; json.loads judges the rest."""
 
 VALID_VERSIONS = ("2012-10-17", "2008-10-17")
 PRINCIPAL_TYPES = ("AWS", "Service", "Federated", "CanonicalUser")
@@ -322,9 +328,17 @@ def _parse_conditions(value: Any) -> tuple[Condition, ...]:
             raise PolicyError(f"{where}.{raw_op}: empty condition operator")
         if not isinstance(block, dict) or not block:
             raise PolicyError(f"{where}.{raw_op}: must be a non-empty object of condition keys, not {_short(block)}")
+        seen: dict[str, str] = {}
         for key, raw_values in block.items():
             if not key:
                 raise PolicyError(f"{where}.{raw_op}: empty condition key")
+            folded = key.translate(_ASCII_FOLD)
+            if folded in seen:
+                raise PolicyError(
+                    f"{where}.{raw_op}: condition key {_short(key)} is also written {_short(seen[folded])}; condition "
+                    "keys are case-insensitive, so which one AWS would read is ambiguous"
+                )
+            seen[folded] = key
             try:
                 values = _condition_values(raw_values)
             except PolicyError as exc:

@@ -5,6 +5,8 @@ The remediation rules of design.md, as far as a plan can enforce them:
   other statement is kept byte-for-byte: the new text is spliced into the original, never re-serialised.
 - `revert` puts back the last policy recorded as compliant; with none recorded it falls back to `restore-statement`,
   and so it does when reverting would remove or change a Deny statement.
+- The statement with the guard's Sid is rewritten only while it holds nothing but the vendor's grant (`_vendor_only`):
+  anyone can put that Sid on another statement, and rewriting, say, the admin statement would drop its principals.
 - An explicit Deny that blocks the vendor is reported, never weakened: the plan is refused, naming the statement.
 - A policy over 32 KB is never produced, nor one holding anything else KMS would reject or AWS never matches
   (`validity.py`: a malformed principal, a non-ASCII action, NotPrincipal with Allow): the guard does not print a
@@ -21,9 +23,11 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from kms_guard.core import actions as catalogue
 from kms_guard.core import validity
+from kms_guard.core.arns import ArnError, KeyArn
 from kms_guard.core.compliance import PolicyAssessment, assess_policy
-from kms_guard.core.policy import MAX_POLICY_BYTES, Policy, parse_policy
+from kms_guard.core.policy import MAX_POLICY_BYTES, Policy, Statement, parse_policy
 from kms_guard.core.vendor import Grant, VendorProfile
 
 Mode = Literal["restore-statement", "revert"]
@@ -32,6 +36,7 @@ Refusal = Literal[
     "deny-blocks-vendor",
     "deny-would-change",
     "guard-sid-on-deny",
+    "guard-sid-grants-more",
     "too-large",
     "baseline-bad",
     "check-failed",
@@ -187,6 +192,15 @@ def plan_restore_statement(policy_text: str, profile: VendorProfile, *, key_arn:
                 f"statement {owned.label} carries the guard's Sid but is a Deny; the guard never changes a Deny.",
                 refusal="guard-sid-on-deny",
             )
+        if owned is not None and not _grant_only(owned, grant, key_arn):
+            return RepairPlan(
+                "restore-statement",
+                "refused",
+                f"statement {owned.label} carries the guard's Sid but grants more than {profile.display_name}'s "
+                f"access ({grant.who()}); the guard will not rewrite it: give that statement another Sid, or keep "
+                "only the vendor's principal and actions in it.",
+                refusal="guard-sid-grants-more",
+            )
         step = _StatementSpans.locate(new_text)
         if owned is not None and not owned.action_negated:
             kept = [a for a in owned.actions if not any(a.lower() == m.lower() for m in missing)]
@@ -216,6 +230,47 @@ def plan_restore_statement(policy_text: str, profile: VendorProfile, *, key_arn:
     return RepairPlan(
         "restore-statement", "repair", "; ".join(whats) + "; every other statement is unchanged.", new_text, missing_all
     )
+
+
+def _grant_only(statement: Statement, grant: Grant, key_arn: str | None) -> bool:
+    """Whether a statement holds nothing but the vendor's grant, so rewriting it cannot take access from anyone else.
+
+    Anyone who can edit the policy can put the guard's Sid on any statement; rewriting a statement that also grants
+    other principals or actions would drop those principals (often the key's administrators) or hand the vendor more
+    than it needs. Only an Allow naming exactly the grant's principals (the vendor's account, its roles, or `*` for a
+    pinned wildcard), with actions within the grant's, on this key (`*`, or the key's ARN), and no
+    NotPrincipal/NotAction/NotResource, is the guard's to rewrite.
+    """
+    if statement.effect != "Allow" or statement.principal_negated or statement.action_negated:
+        return False
+    if statement.resource_negated:
+        return False
+    if grant.kind == "pinned-wildcard":
+        allowed = {"*"}
+    elif grant.kind == "vendor-roles":
+        allowed = set(grant.roles)
+    else:
+        allowed = {f"arn:aws:iam::{grant.account}:root", str(grant.account)}
+    if not all(p.type in ("AWS", "*") and p.value in allowed for p in statement.principals):
+        return False
+    required = set(grant.concrete_actions)
+    for pattern in statement.actions:
+        expanded = catalogue.expand(pattern)
+        if not expanded or not expanded <= required:
+            return False
+    return all(r == "*" or _is_this_key(r, key_arn) for r in statement.resources)
+
+
+def _is_this_key(resource: str, key_arn: str | None) -> bool:
+    if key_arn is not None:
+        return resource == key_arn
+    if "*" in resource or "?" in resource:
+        return False
+    try:
+        KeyArn.parse(resource)
+    except ArnError:
+        return False
+    return True
 
 
 def plan_revert(policy_text: str, baseline: str, profile: VendorProfile, *, key_arn: str | None = None) -> RepairPlan:

@@ -4,7 +4,8 @@ IAM matches `*` and `?` in actions, resources and the `...Like` condition operat
 (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_action.html,
 https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_resource.html,
 https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html). In `Resource`
-and the `Arn*` operators they match across `:` (`arn:*` matches every ARN). No other character is special.
+they match across `:` (`arn:*` matches every ARN); for the `Arn*` condition operators the evaluator also globs each
+ARN component apart (`evaluate.arn_like`). No other character is special.
 
 A hostile policy can hold a pattern such as `kms:**********x`. Translated into a regular expression (`.*.*.*...x`)
 and run by Python's backtracking engine, that takes exponential time on a text that does not match. Here a pattern is
