@@ -4,7 +4,9 @@ Nothing here is a re-enactment: every CloudTrail event goes through `kms_guard.h
 checks through `kms_guard.handlers.scheduled_check.handler`, configured by the same environment variables the CDK app
 sets. The SNS topic has an SQS queue subscribed, so alerts are shown exactly as a subscriber receives them. The opt-in
 Security Hub and EventBridge features are on: each step shows the Security Hub findings that changed, and the
-`KMS Guard Finding` events a rule on the default bus delivered to another SQS queue.
+`KMS Guard Finding` events a rule on the default bus delivered to another SQS queue. After the Rockset key's story, a
+second key is linked to a second vendor (Databricks, managed services) and guarded by the same handlers with that
+vendor's settings (`KMS_GUARD_VENDOR`), sharing the state table and the topic.
 
 CLI-only (needs moto, a development dependency); never part of the Lambda asset.
 """
@@ -18,8 +20,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from kms_guard.core import profiles
 from kms_guard.core.repair import guard_statement, plan_restore_statement
-from kms_guard.core.vendor import ROCKSET
+from kms_guard.core.vendor import ROCKSET, VendorProfile
 
 from kms_guard_cli.simulated import HOME, REPLICA, THIRD, SimulatedAccount, SimulationError, key_policy
 
@@ -48,6 +51,20 @@ NO_DECRYPT_POLICY = _policy(
 )
 DEFAULT_POLICY = _policy()
 
+SECOND_VENDOR = "databricks-managed-services"
+DATABRICKS = profiles.load(SECOND_VENDOR)
+DATABRICKS_POLICY = _policy(guard_statement(DATABRICKS))
+"""The policy Databricks documents: what `kms-guard statement --vendor databricks-managed-services` prints."""
+DATABRICKS_NO_DECRYPT_POLICY = _policy(
+    {
+        "Sid": "DatabricksManagedServices",
+        "Effect": "Allow",
+        "Principal": {"AWS": DATABRICKS.principal_arn},
+        "Action": ["kms:Encrypt"],
+        "Resource": "*",
+    }
+)
+
 
 @dataclass
 class Step:
@@ -55,6 +72,7 @@ class Step:
     event: str
     region: str
     actor: str
+    vendor: str
     alerts: list[dict[str, Any]] = field(default_factory=list)
     remediation: list[dict[str, Any]] = field(default_factory=list)
     saw: str = ""
@@ -67,6 +85,7 @@ class Step:
     def to_dict(self) -> dict[str, Any]:
         return {
             "title": self.title,
+            "vendor": self.vendor,
             "event": self.event,
             "region": self.region,
             "alerts": [{"subject": a["subject"], "severity": a["severity"], "codes": a["codes"]} for a in self.alerts],
@@ -105,6 +124,9 @@ class _Story:
         self.out = out
         self.steps: list[Step] = []
         self.regions = [HOME, REPLICA]
+        self.vendor: VendorProfile = ROCKSET
+        self.vendor_name = profiles.DEFAULT
+        self.keys: dict[str, str] = {ROCKSET.display_name: world.key_arn}
         self.hub: dict[str, tuple[str, str]] = {}
 
     def environment(self) -> dict[str, str]:
@@ -114,6 +136,7 @@ class _Story:
             restore_key_state="true",
             security_hub="true",
             finding_events="true",
+            vendor=self.vendor_name,
         )
 
     def hub_changes(self) -> list[dict[str, str]]:
@@ -135,6 +158,19 @@ class _Story:
         from kms_guard.handlers import runtime
 
         self.world.guard_rules([r for r in regions if r not in self.regions])
+        self.regions = regions
+        os.environ.update(self.environment())
+        runtime.wired.cache_clear()
+
+    def deploy_second(self, world: SimulatedAccount, vendor_name: str, regions: list[str]) -> None:
+        """A second deployment of the guard, for another key and vendor: the same handlers, that key's ARN and the
+        vendor's name in the settings, the same state table (keyed by key ID) and the same topic."""
+        from kms_guard.handlers import runtime
+
+        self.world = world
+        self.vendor_name = vendor_name
+        self.vendor = profiles.load(vendor_name)
+        self.keys[self.vendor.display_name] = world.key_arn
         self.regions = regions
         os.environ.update(self.environment())
         runtime.wired.cache_clear()
@@ -165,7 +201,7 @@ class _Story:
             result = kms_event.handler(event, _Context("kms-guard-kms-event"))
             name = event["detail"]["eventName"]
         report = result.get("report") or {}
-        step = Step(title, name, region, actor)
+        step = Step(title, name, region, actor, self.vendor.display_name)
         step.alerts = self.world.delivered_alerts()
         step.security_hub = self.hub_changes()
         step.finding_events = [e["detail"] for e in self.world.delivered_finding_events()]
@@ -266,7 +302,15 @@ def run_demo(out: TextIO | None) -> dict[str, Any]:
             story.redeploy([HOME, REPLICA])
             _tell(story, world)
         steps = [s.to_dict() for s in story.steps]
-        return {"key_arn": world.key_arn, "steps": steps, "final_verdict": story.steps[-1].verdict_after}
+        final = {s.vendor: s.verdict_after for s in story.steps}  # each key's verdict after its last step
+        worst = [v for v in final.values() if v != "compliant"]
+        return {
+            "key_arn": world.key_arn,
+            "keys": story.keys,
+            "steps": steps,
+            "final_verdicts": final,
+            "final_verdict": worst[0] if worst else "compliant",
+        }
 
 
 def _tell(story: _Story, world: SimulatedAccount) -> None:
@@ -384,4 +428,48 @@ def _tell(story: _Story, world: SimulatedAccount) -> None:
         actor="EventBridge schedule",
         expect=_expect(alerts=["RESOLVED"], remediation=[], verdict="compliant"),
     )
-    story.say(f"\nDemo finished: {len(story.steps)} steps, every one as expected; final verdict COMPLIANT.")
+    _tell_second_vendor(story, world)
+    story.say(
+        f"\nDemo finished: {len(story.steps)} steps, every one as expected; "
+        f"final verdict COMPLIANT for {' and '.join(story.keys)}."
+    )
+
+
+def _tell_second_vendor(story: _Story, rockset: SimulatedAccount) -> None:
+    """The platform team links a second key to Databricks (managed services); the guard names Databricks, not Rockset.
+
+    Databricks' profile does not say whether the key must be multi-Region; the guard's key ARN must be, so the key is
+    a multi-Region key with no replicas, guarded in its home Region only."""
+    world = rockset.add_key(policy=DATABRICKS_POLICY, description="Databricks managed services CMK", regions=[HOME])
+    story.say(
+        f"\n(the platform team links a second key to {DATABRICKS.display_name} (managed services), in {HOME} only:"
+        f"\n {world.key_arn}"
+        f"\n with the policy `kms-guard statement --vendor {SECOND_VENDOR}` prints. A second deployment of the"
+        f"\n guard watches it: the same handlers with this key's ARN and KMS_GUARD_VENDOR={SECOND_VENDOR},"
+        "\n the same state table and alert topic)"
+    )
+    story.deploy_second(world, SECOND_VENDOR, [HOME])
+    story.run(
+        f"Baseline: the scheduled check finds the {DATABRICKS.display_name} key compliant",
+        lambda: None,
+        None,
+        region=HOME,
+        actor="EventBridge schedule",
+        expect=_expect(alerts=[], remediation=[], verdict="compliant"),
+    )
+    story.run(
+        f"Someone's PutKeyPolicy in {HOME} leaves {DATABRICKS.display_name} only kms:Encrypt",
+        lambda: world.put_policy(HOME, DATABRICKS_NO_DECRYPT_POLICY),
+        world.event(
+            "put-key-policy-removes-decrypt",
+            region=HOME,
+            actor=ADMIN_ROLE,
+            new_id=True,
+            requestParameters={"keyId": world.key_id, "policyName": "default", "policy": DATABRICKS_NO_DECRYPT_POLICY},
+        ),
+        region=HOME,
+        actor=ADMIN_ROLE,
+        expect=_expect(
+            alerts=["CRITICAL", "RESOLVED"], codes={"ACTION_NOT_GRANTED"}, remediation=["applied"], verdict="compliant"
+        ),
+    )

@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +150,27 @@ class SimulatedAccount:
             simulated.trail("management-events")
             simulated.guard_rules(regions)
         return simulated
+
+    def add_key(
+        self, *, policy: str, description: str, regions: tuple[str, ...] | list[str] | None = None
+    ) -> SimulatedAccount:
+        """Another key in the same account (multi-Region, as the guard requires; primary in `regions[0]`, default the
+        home Region, a replica in each other Region, `policy` in every one), as a view that shares this account's
+        state table, topic, subscriber queue, finding-events queue and sessions: `event()`, `policy()` and the rest
+        then target the new key."""
+        regions = list(regions or [self.home])
+        kms = self.kms(regions[0])
+        meta = kms.create_key(
+            MultiRegion=True,
+            Description=description,
+            Policy=policy,
+            KeyUsage="ENCRYPT_DECRYPT",
+            KeySpec="SYMMETRIC_DEFAULT",
+        )["KeyMetadata"]
+        for region in regions[1:]:
+            kms.replicate_key(KeyId=meta["KeyId"], ReplicaRegion=region)
+            self.kms(region).put_key_policy(KeyId=meta["KeyId"], PolicyName="default", Policy=policy)
+        return replace(self, key_arn=meta["Arn"], key_id=meta["KeyId"])
 
     # --- the account, as its administrators see it ---------------------------------------------------------------
 

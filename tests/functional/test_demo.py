@@ -33,7 +33,11 @@ def test_demo_runs_the_whole_story_in_a_fresh_process() -> None:
         "PutKeyPolicy",
         "PutKeyPolicy",
         "ScheduledCheck",
+        "ScheduledCheck",
+        "PutKeyPolicy",
     ]
+    assert [s["vendor"] for s in steps] == ["Rockset"] * 9 + ["Databricks"] * 2
+    assert summary["final_verdicts"] == {"Rockset": "compliant", "Databricks": "compliant"}
     assert set(steps[1]) >= {"event", "region", "alerts", "remediation", "verdict_after"}
     assert steps[1]["alerts"][0] == {
         "subject": steps[1]["alerts"][0]["subject"],
@@ -65,6 +69,50 @@ def test_demo_runs_the_whole_story_in_a_fresh_process() -> None:
         }
     ]
     assert [e["change"] for e in steps[8]["finding_events"]] == ["resolved"]
+
+
+def test_demo_second_vendor_is_named_in_its_alerts_and_repaired() -> None:
+    import io
+
+    out = io.StringIO()
+    summary = demo.run_demo(out)
+    keys = summary["keys"]
+    assert list(keys) == ["Rockset", "Databricks"]
+    assert keys["Rockset"] == summary["key_arn"] != keys["Databricks"]
+    databricks_key = keys["Databricks"].rsplit("/", 1)[-1]
+    baseline, broken = summary["steps"][9:]
+    assert (baseline["event"], baseline["alerts"], baseline["remediation"]) == ("ScheduledCheck", [], [])
+    assert baseline["verdict_after"] == "compliant"
+    assert (broken["event"], broken["region"]) == ("PutKeyPolicy", "us-west-2")
+    assert [(a["severity"], a["codes"]) for a in broken["alerts"]] == [
+        ("critical", ["ACTION_NOT_GRANTED"]),
+        ("info", []),
+    ]
+    critical, resolved = (a["subject"] for a in broken["alerts"])
+    assert critical == f"[CRITICAL] Databricks key {databricks_key} grant missing in us-west-2"
+    assert resolved.startswith(f"[RESOLVED] Databricks key {databricks_key}")
+    [repair] = broken["remediation"]
+    assert (repair["region"], repair["status"], repair["applied"], repair["verified"]) == (
+        "us-west-2",
+        "applied",
+        True,
+        True,
+    )
+    assert "KmsGuardDatabricksManagedServices" in repair["description"]
+    assert broken["verdict_after"] == "compliant"
+    assert [(e["vendor"], e["key_arn"], e["change"]) for e in broken["finding_events"]] == [
+        ("Databricks", keys["Databricks"], "problem"),
+        ("Databricks", keys["Databricks"], "resolved"),
+    ]
+    # The alert bodies as delivered: Databricks' account and outage text, never Rockset's.
+    text = out.getvalue()
+    second = text[text.index("=== 10. ") : text.index("Demo finished")]
+    assert "Rockset" not in second
+    assert "Vendor: Databricks (account 414351767826)" in second
+    assert "IMPACT ON DATABRICKS" in second
+    assert "can no longer read or write the workspace's managed-services data" in second
+    assert "guard did:  [us-west-2] applied, verified: added statement KmsGuardDatabricksManagedServices" in second
+    assert "final verdict COMPLIANT for Rockset and Databricks" in text
 
 
 def test_demo_text_is_a_readable_timeline(capsys: pytest.CaptureFixture[str]) -> None:
