@@ -118,7 +118,8 @@ class KeyRecord:
 
 class StateStore(Protocol):
     """The guard's memory of one key. `claim_event` is a lease of EVENT_LEASE_SECONDS (False: a duplicate delivery);
-    `take_write_slot` is False once `limit` writes were taken in the last WRITE_WINDOW_SECONDS."""
+    `take_write_slot` takes `count` writes at once, or none: False when that would make more than `limit` in the
+    last WRITE_WINDOW_SECONDS."""
 
     def claim_event(self, event_id: str, now: float) -> bool: ...
     def release_event(self, event_id: str) -> None: ...
@@ -126,7 +127,7 @@ class StateStore(Protocol):
     def save_report(self, fingerprint: str, findings: list[dict[str, Any]], alerted_at: float | None) -> None: ...
     def save_baseline(self, region: str, policy: str, now: float) -> None: ...
     def set_hold(self, region: str, fingerprint: str | None) -> None: ...
-    def take_write_slot(self, region: str, now: float, limit: int) -> bool: ...
+    def take_write_slot(self, region: str, now: float, limit: int, count: int = 1) -> bool: ...
     def log_remediation(self, region: str, now: float, entry: dict[str, Any]) -> None: ...
     def save_coverage(
         self, fingerprint: str, codes: tuple[str, ...], canary_since: float | None, checked_at: float
@@ -573,7 +574,9 @@ class Guard:
         if changed is not None:
             return Outcome(region, "skipped", changed), before
         now = self._clock()
-        if not self._state.take_write_slot(region, now, settings.max_writes_per_hour):
+        # The limit counts writes to the key (a CancelKeyDeletion, an EnableKey and a PutKeyPolicy are three), taken
+        # together or not at all: a plan is never cut half-way by the limit.
+        if not self._state.take_write_slot(region, now, settings.max_writes_per_hour, len(plan.writes)):
             return (
                 Outcome(
                     region,

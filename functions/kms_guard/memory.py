@@ -63,13 +63,13 @@ class MemoryState:
             else:
                 self.record.holds[region] = fingerprint
 
-    def take_write_slot(self, region: str, now: float, limit: int) -> bool:
+    def take_write_slot(self, region: str, now: float, limit: int, count: int = 1) -> bool:
         with self._lock:
             recent = [t for t in self.writes.get(region, []) if t > now - WRITE_WINDOW_SECONDS]
-            if len(recent) >= limit:
+            if len(recent) + count > limit:
                 self.writes[region] = recent
                 return False
-            self.writes[region] = [*recent, now]
+            self.writes[region] = [*recent, *[now] * count]
             return True
 
     def log_remediation(self, region: str, now: float, entry: dict[str, Any]) -> None:

@@ -1133,3 +1133,32 @@ def test_a_deny_added_between_the_read_and_the_write_is_never_overwritten() -> N
     assert w.keys.writes == []
     assert w.keys.regions[REPLICA].policy == BLOCKING_DENY
     assert reads == [HOME, REPLICA, REPLICA]  # both Regions read, then the replica again just before the write
+
+
+def test_the_hourly_limit_counts_writes_to_the_key_not_repairs() -> None:
+    """A key scheduled for deletion with a broken policy takes three writes to repair (CancelKeyDeletion, EnableKey,
+    PutKeyPolicy): the whole hourly budget. The next repair that hour is suspended, never cut half-way."""
+    w = world(remediation="restore-statement", restore_key_state=True)
+    settle(w)
+    w.keys.regions[REPLICA].state = "PendingDeletion"
+    w.keys.regions[REPLICA].policy = NO_DECRYPT
+    first = w.guard.scheduled_check({"id": "1"})
+    assert sorted(outcome_of(first).writes) == ["cancel-key-deletion", "enable-key", "put-key-policy"]
+    w.keys.regions[REPLICA].state = "Disabled"
+    w.clock.now += 600
+    second = w.guard.scheduled_check({"id": "2"})
+    assert outcome_of(second).status == "suspended"
+    assert len(w.keys.writes) == 3
+
+
+def test_a_plan_needing_more_writes_than_are_left_writes_nothing() -> None:
+    w = world(remediation="restore-statement", restore_key_state=True)
+    settle(w)
+    w.keys.regions[REPLICA].state = "Disabled"
+    w.guard.scheduled_check({"id": "1"})  # one write: EnableKey
+    w.keys.regions[REPLICA].state = "PendingDeletion"
+    w.keys.regions[REPLICA].policy = NO_DECRYPT
+    w.clock.now += 600
+    result = w.guard.scheduled_check({"id": "2"})  # three writes needed, two left
+    assert outcome_of(result).status == "suspended"
+    assert [k for k, _, _ in w.keys.writes] == ["enable-key"]

@@ -248,21 +248,21 @@ class DynamoState:
 
     # --- rate limit and log --------------------------------------------------------------------------------------
 
-    def take_write_slot(self, region: str, now: float, limit: int) -> bool:
+    def take_write_slot(self, region: str, now: float, limit: int, count: int = 1) -> bool:
         for _ in range(5):
             item = self._ddb.get_item(TableName=self._table, Key=self._key(f"w#{region}"), ConsistentRead=True).get(
                 "Item"
             )
             version = int(item["version"]["N"]) if item else 0
             recent = [t for t in json.loads(item["writes"]["S"]) if t > now - WRITE_WINDOW_SECONDS] if item else []
-            if len(recent) >= limit:
+            if len(recent) + count > limit:
                 return False
             try:
                 self._ddb.put_item(
                     TableName=self._table,
                     Item={
                         **self._key(f"w#{region}"),
-                        "writes": {"S": json.dumps([*recent, now])},
+                        "writes": {"S": json.dumps([*recent, *[now] * count])},
                         "version": {"N": str(version + 1)},
                         "expires_at": {"N": str(int(now + 2 * WRITE_WINDOW_SECONDS))},
                     },
