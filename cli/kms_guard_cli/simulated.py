@@ -302,10 +302,14 @@ class SimulatedAccount:
                 cloudtrail.delete_trail(Name=trail["Name"])
 
     def guard_rules(self, regions: tuple[str, ...] | list[str], names: tuple[str, ...] = RULE_NAMES) -> None:
-        """The guard's rules, as the CDK app names them, in each Region (a pattern stand-in: only names are read)."""
+        """The guard's rules, as the CDK app names them, in each Region, each with a target (a pattern stand-in: the
+        coverage check reads their names, states and whether they have a target)."""
         for region in regions:
+            events = self.client("events", region)
             for name in names:
-                self.client("events", region).put_rule(Name=name, EventPattern=json.dumps({"source": ["aws.kms"]}))
+                events.put_rule(Name=name, EventPattern=json.dumps({"source": ["aws.kms"]}))
+                target = f"arn:aws:events:{self.home}:{self.account}:event-bus/default"
+                events.put_targets(Rule=name, Targets=[{"Id": "guard", "Arn": target}])
 
     # --- events ----------------------------------------------------------------------------------------------------
 

@@ -93,6 +93,7 @@ def test_a_shadow_trail_from_another_home_region_covers_and_a_single_region_trai
 
 def test_a_disabled_or_deleted_guard_rule_is_guard_rule_missing(account: SimulatedAccount) -> None:
     account.client("events", REPLICA).disable_rule(Name=RULE_NAMES[0])
+    account.client("events", HOME).remove_targets(Rule=RULE_NAMES[1], Ids=["guard"])  # a rule must lose its targets
     account.client("events", HOME).delete_rule(Name=RULE_NAMES[1])
     assert coverage(account) == {HOME: ["GUARD_RULE_MISSING"], REPLICA: ["GUARD_RULE_MISSING"]}
 
@@ -242,3 +243,14 @@ def test_event_path_silent_is_raised_for_the_region_whose_canary_is_late_and_met
     assert alert["codes"] == ["EVENT_PATH_SILENT"]
     assert "events not arriving in us-east-1" in alert["subject"]
     assert json.loads(json.dumps(result.to_dict()))["coverage"]["regions"][1]["status"] == "blind"
+
+
+def test_an_enabled_guard_rule_without_a_target_is_guard_rule_missing(account: SimulatedAccount) -> None:
+    """The rule exists and is enabled, but someone removed its target: events there reach nothing."""
+    account.client("events", REPLICA).remove_targets(Rule=RULE_NAMES[0], Ids=["guard"])
+    report = account.guard().check_coverage()
+    assert report is not None
+    [region] = [r for r in report.regions if r.region == REPLICA]
+    assert [f.code.value for f in region.findings] == ["GUARD_RULE_MISSING"]
+    assert "has no target" in region.findings[0].message
+    assert report.verdict == "blind"

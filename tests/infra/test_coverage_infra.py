@@ -58,14 +58,14 @@ def test_the_guards_rules_have_the_names_the_function_is_told_in_every_region(of
 def test_only_the_scheduled_check_may_read_coverage_and_only_read(off: Built) -> None:
     statements = policy_statements(off["home"])
     coverage_actions = {"cloudtrail:DescribeTrails", "cloudtrail:GetTrailStatus", "cloudtrail:GetEventSelectors"}
-    coverage_actions.add("events:DescribeRule")
+    coverage_actions |= {"events:DescribeRule", "events:ListTargetsByRule"}
     by_role: dict[str, set[str]] = {}
     for logical_id, actions, _ in statements:
         for action in actions:
             if action.split(":")[0] in ("cloudtrail", "events"):
                 by_role.setdefault(logical_id.split("Role")[0], set()).add(action)
     assert by_role == {"ScheduledCheckFunction": coverage_actions}
-    [(_, rules)] = [(a, r) for lid, a, r in statements if a == ["events:DescribeRule"]]
+    [(_, rules)] = [(a, r) for lid, a, r in statements if a == ["events:DescribeRule", "events:ListTargetsByRule"]]
     assert rules == [f"arn:aws:events:{r}:{ACCOUNT}:rule/{n}" for r in REGIONS for n in RULE_NAMES]
 
 

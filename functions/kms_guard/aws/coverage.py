@@ -9,7 +9,8 @@ Per Region, concurrently (like the key reads):
   (https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_GetTrailStatus.html).
 - `GetEventSelectors(TrailName=<trail ARN>)` in the trail's home Region, once per trail for all Regions: selectors
   belong to the trail, and its home Region is where they are kept (moto answers only there).
-- `DescribeRule(Name=...)` for each of the guard's rule names; ResourceNotFoundException means the rule is missing.
+- `DescribeRule(Name=...)` for each of the guard's rule names; ResourceNotFoundException means the rule is missing;
+  then `ListTargetsByRule` (one is enough): an enabled rule without a target delivers nothing.
 Nothing here raises: an error becomes part of the observation, which core.coverage reports as COVERAGE_UNREADABLE,
 never as "ok".
 """
@@ -30,7 +31,7 @@ TRAIL_LIST_ACTIONS = ("cloudtrail:DescribeTrails",)
 TRAIL_READ_ACTIONS = ("cloudtrail:GetTrailStatus", "cloudtrail:GetEventSelectors")
 """Resource type `trail`: the customer's trails, whose names (and, for an organization trail, account) the stack
 cannot know."""
-RULE_READ_ACTIONS = ("events:DescribeRule",)
+RULE_READ_ACTIONS = ("events:DescribeRule", "events:ListTargetsByRule")
 """On the guard's own rules only, by ARN."""
 
 
@@ -133,4 +134,9 @@ class CoverageGateway:
             if error_code(exc) == RESOURCE_NOT_FOUND:
                 return Rule(name, None)
             return Rule(name, None, error_text(exc))
-        return Rule(name, str(answer.get("State") or "UNKNOWN"))
+        state = str(answer.get("State") or "UNKNOWN")
+        try:
+            listed = self._clients.client("events", region).list_targets_by_rule(Rule=name, Limit=1)
+        except Exception as exc:
+            return Rule(name, state, f"ListTargetsByRule: {error_text(exc)}")
+        return Rule(name, state, targets=len(listed.get("Targets") or []))

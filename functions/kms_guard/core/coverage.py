@@ -98,6 +98,9 @@ class Rule:
     state: str | None
     """DescribeRule State (ENABLED, DISABLED, ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS); None: no such rule."""
     error: str | None = None
+    targets: int | None = None
+    """How many targets the rule has (ListTargetsByRule); None: not asked. An enabled rule without one delivers
+    nothing."""
 
 
 @dataclass(frozen=True)
@@ -281,6 +284,20 @@ def assess_region(
                     f"could not read the guard's {where} {name} in {region}: {rule.error if rule else 'not asked'}",
                     name,
                     (f"# let the guard's role call events:DescribeRule on rule/{name} in {region}",),
+                )
+            )
+        elif rule.state is not None and rule.state.startswith("ENABLED") and rule.targets == 0:
+            findings.append(
+                CoverageFinding(
+                    CoverageCode.GUARD_RULE_MISSING,
+                    region,
+                    f"the guard's {where} {name} in {region} is enabled but has no target: KMS events there reach "
+                    "nothing",
+                    name,
+                    (
+                        f"# redeploy kms-guard (npx cdk deploy --all, same context): it puts back the target of its "
+                        f"{where} {name} in {region}",
+                    ),
                 )
             )
         elif rule.state is None or not rule.state.startswith("ENABLED"):
