@@ -8,8 +8,10 @@ Bad input never shows a traceback: one line on stderr that says what is wrong an
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
+import os
 import re
 import sys
 import unicodedata
@@ -89,14 +91,19 @@ def _vendor(args: argparse.Namespace) -> VendorProfile:
         raise BadInput(f"--vendor-account must be a 12-digit AWS account ID, not {account[:40]!r}")
     roles = _vendor_roles(args)
     text = _vendor_profile_text(args)
-    if text is None and args.vendor is None and not roles:
-        return ROCKSET if account is None else ROCKSET.with_account(account)
     try:
-        return profiles.load(
-            args.vendor, profile_text=text, profile_source=args.vendor_profile or "", roles=roles, account=account
-        )
+        if text is None and args.vendor is None and not roles:
+            profile = ROCKSET if account is None else ROCKSET.with_account(account)
+        else:
+            profile = profiles.load(
+                args.vendor, profile_text=text, profile_source=args.vendor_profile or "", roles=roles, account=account
+            )
+        key_arn = _key_arn(args) if getattr(args, "key_arn", None) else None
+        if key_arn is not None:
+            profiles.check_external(profile, KeyArn.parse(key_arn).account)
     except profiles.ProfileError as exc:
         raise BadInput(str(exc)) from None
+    return profile
 
 
 def _key_arn(args: argparse.Namespace) -> str | None:
@@ -704,6 +711,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run(sys.argv[1:] if argv is None else argv, sys.stdout, sys.stderr)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `kms-guard ... | head`: the reader left; nothing to report
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - so the interpreter's final flush cannot fail
+        return 0
 
 
 if __name__ == "__main__":

@@ -156,6 +156,10 @@ def build_settings(
         vendor_account=vendor_account,
         name=name,
     )
+    try:
+        profiles.check_external(profile, key.account)
+    except profiles.ProfileError as exc:
+        raise SettingsError(f"{name('vendor')}: {exc}") from None
     rules = _list(rule_names) or RULE_NAMES
     for rule in rules:
         if not _RULE_NAME.match(rule):

@@ -97,16 +97,62 @@ def shipped(name: str) -> Document:
     return parse(text, f"vendors/{name}.json")
 
 
+def check_external(profile: VendorProfile, key_account: str) -> None:
+    """A vendor's account or role in the key's own account is not a vendor: a grant to the key's account root only
+    lets that account's IAM policies decide (https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-default.html),
+    so the guard could never tell whether such a role may use the key. That is the customer-role kind, which is not
+    evaluated yet: refuse it, never vouch for it."""
+    for grant in profile.grants():
+        accounts = {grant.account} | {role.split(":")[4] for role in grant.roles if role.count(":") >= 5}
+        if key_account in accounts:
+            raise ProfileError(
+                f"{profile.display_name}: the vendor's account or role is in the key's own account {key_account}; "
+                "a role in the customer's account (the customer-role kind) is not supported yet"
+            )
+
+
 def parse(text: str, source: str) -> Document:
     """Parse and validate a profile document (raises `ProfileError` naming the field)."""
     if len(text.encode("utf-8")) > MAX_PROFILE_BYTES:
         raise ProfileError(f"{source}: larger than {MAX_PROFILE_BYTES} bytes")
     try:
-        raw = json.loads(text)
+        raw = json.loads(text, object_pairs_hook=_no_duplicates)
     except json.JSONDecodeError as exc:
         raise ProfileError(f"{source}: not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
-    _Validator(source).document(raw)
+    except _Duplicate as exc:
+        raise ProfileError(f"{source}: the key {str(exc)[:60]!r} is written twice in one object") from None
+    except RecursionError:
+        raise ProfileError(f"{source}: nested too deeply") from None
+    try:
+        _Validator(source).document(raw)
+    except RecursionError:
+        raise ProfileError(f"{source}: nested too deeply") from None
     return Document(raw, source)
+
+
+class _Duplicate(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A key written twice in one object: which one counts is a parser's guess (a pin overwritten by `*`)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _Duplicate(key)
+        out[key] = value
+    return out
+
+
+PIN_OPERATORS = frozenset(
+    {"StringEquals", "StringLike", "ForAnyValue:StringEquals", "ForAnyValue:StringLike", "ArnEquals", "ArnLike"}
+)
+"""A pin must positively name the vendor: no negated operator (true for everyone else), no IfExists and no
+ForAllValues (both true when the key is absent from a call)."""
+PIN_IDENTITY_KEYS = frozenset(
+    {"aws:principalorgpaths", "aws:principalorgid", "kms:calleraccount", "aws:principalaccount", "aws:principalarn"}
+)
+"""The keys that say who calls; a pin needs at least one (kms:ViaService alone lets any account in through EBS)."""
 
 
 # --- validation -------------------------------------------------------------------------------------------------
@@ -263,6 +309,33 @@ class _Validator:
             raise self.fail(f"{path}.roles", "missing (a vendor-roles grant names the vendor's roles)")
         if kind == "pinned-wildcard" and not conditions:
             raise self.fail(f"{path}.conditions", "a pinned wildcard needs the conditions that pin it to the vendor")
+        if kind == "pinned-wildcard":
+            self.pin(conditions, f"{path}.conditions.value")
+
+    def pin(self, conditions: list[Any], path: str) -> None:
+        """A pinned wildcard grants `Principal "*"` under its conditions: they must name the vendor, or the guard
+        would write (and vouch for) a key anyone can use."""
+        for j, condition in enumerate(conditions):
+            operator, values = condition["operator"], condition["values"]
+            if operator not in PIN_OPERATORS:
+                raise self.fail(
+                    f"{path}[{j}].operator",
+                    f"{operator!r} cannot pin a wildcard to the vendor (one of {', '.join(sorted(PIN_OPERATORS))}: "
+                    "negated, IfExists and ForAllValues operators are true for callers without the key)",
+                )
+            for k, item in enumerate(values):
+                if "${" in item.replace("${account}", "").replace("${region}", ""):
+                    # the profile's own placeholders are filled in by the guard; an IAM policy variable is replaced
+                    # by each caller's own value, so `${aws:PrincipalAccount}` matches everyone
+                    raise self.fail(f"{path}[{j}].values[{k}]", "a policy variable cannot pin (it is the caller's own)")
+                if item.replace("*", "").replace("?", "").strip("/:.") == "":
+                    raise self.fail(f"{path}[{j}].values[{k}]", f"{item!r} matches every caller: it pins nothing")
+        if not any(str(c["key"]).lower() in PIN_IDENTITY_KEYS for c in conditions):
+            raise self.fail(
+                path,
+                "a pin needs a condition on who calls (one of "
+                f"{', '.join(sorted(PIN_IDENTITY_KEYS))}); kms:ViaService or transport alone let any account in",
+            )
 
     def condition(self, value: Any, path: str) -> None:
         condition = self.obj(value, path, ("operator", "key", "values"))

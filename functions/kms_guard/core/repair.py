@@ -27,7 +27,7 @@ from kms_guard.core import actions as catalogue
 from kms_guard.core import validity
 from kms_guard.core.arns import ArnError, KeyArn
 from kms_guard.core.compliance import PolicyAssessment, assess_policy
-from kms_guard.core.policy import MAX_POLICY_BYTES, Policy, Statement, parse_policy
+from kms_guard.core.policy import MAX_POLICY_BYTES, Policy, PolicyError, Statement, parse_policy, parse_policy_document
 from kms_guard.core.vendor import Grant, VendorProfile
 
 Mode = Literal["restore-statement", "revert"]
@@ -178,6 +178,13 @@ def plan_restore_statement(policy_text: str, profile: VendorProfile, *, key_arn:
     replaced: set[int] = set()
     appended = 0
     whats: list[str] = []
+
+    def new_statement_for(grant: Grant) -> dict[str, Any] | None:
+        try:
+            return guard_statement(profile, grant.concrete_actions, grant=grant, region=_region_of(key_arn))
+        except StatementError:
+            return None
+
     for part in assessment.grants:
         grant = part.grant
         missing = tuple(a for a in grant.concrete_actions if a not in part.granted)
@@ -191,6 +198,15 @@ def plan_restore_statement(policy_text: str, profile: VendorProfile, *, key_arn:
                 "refused",
                 f"statement {owned.label} carries the guard's Sid but is a Deny; the guard never changes a Deny.",
                 refusal="guard-sid-on-deny",
+            )
+        if owned is not None and grant.kind == "pinned-wildcard" and not _same_pin(owned, new_statement_for(grant)):
+            return RepairPlan(
+                "restore-statement",
+                "refused",
+                f'statement {owned.label} carries the guard\'s Sid and grants Principal "*" under conditions '
+                f"other than {profile.display_name}'s pin: rewriting it would change who else may use the key; the "
+                "guard will not rewrite it: give that statement another Sid.",
+                refusal="guard-sid-grants-more",
             )
         if owned is not None and not _grant_only(owned, grant, key_arn):
             return RepairPlan(
@@ -230,6 +246,18 @@ def plan_restore_statement(policy_text: str, profile: VendorProfile, *, key_arn:
     return RepairPlan(
         "restore-statement", "repair", "; ".join(whats) + "; every other statement is unchanged.", new_text, missing_all
     )
+
+
+def _same_pin(statement: Statement, canonical: dict[str, Any] | None) -> bool:
+    """Whether a `Principal "*"` statement's conditions are exactly the vendor's pin (so rewriting it changes nobody
+    else's access: for a wildcard, the conditions are what say who is granted)."""
+    if canonical is None:
+        return False
+    try:
+        expected = parse_policy_document({"Version": "2012-10-17", "Statement": [canonical]}).statements[0]
+    except PolicyError:
+        return False
+    return set(statement.conditions) == set(expected.conditions)
 
 
 def _grant_only(statement: Statement, grant: Grant, key_arn: str | None) -> bool:
