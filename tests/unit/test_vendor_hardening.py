@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kms_guard.core import profiles
@@ -145,3 +146,50 @@ def test_a_custom_profile_with_a_key_written_twice_or_nested_too_deep_is_one_cle
     deep = text[:-1] + ', "$comment": ' + "[" * 20_000 + "]" * 20_000 + "}"
     with pytest.raises(profiles.ProfileError, match="nested too deeply"):
         profiles.parse(deep, "custom.json")
+
+
+@pytest.mark.parametrize(
+    "conditions",
+    [
+        {"Bool": {"aws:SecureTransport": "true"}},
+        {"ForAllValues:StringLike": {"aws:PrincipalOrgPaths": "o-ygducmlz12/r-e5t3/*"}},
+        {"ForAnyValue:StringLikeIfExists": {"aws:PrincipalOrgPaths": "o-ygducmlz12/r-e5t3/*"}},
+        {"ForAnyValue:StringNotLike": {"aws:PrincipalOrgPaths": "o-other/*"}},
+        {"Null": {"aws:SourceVpce": "true"}},
+        {"StringLike": {"kms:CallerAccount": "*"}},
+        {"StringEquals": {"kms:ViaService": "ec2.eu-west-1.amazonaws.com"}},
+    ],
+    ids=["transport", "forallvalues", "ifexists", "negated", "no-vpce", "any-account", "via-service-only"],
+)
+def test_an_allow_to_everyone_whose_conditions_limit_nobody_is_public(conditions: dict[str, Any]) -> None:
+    statement: dict[str, object] = {
+        "Sid": "Wide",
+        "Effect": "Allow",
+        "Principal": "*",
+        "Action": "kms:Decrypt",
+        "Resource": "*",
+    }
+    from kms_guard.core.compliance import assess_policy
+    from kms_guard.core.policy import parse_policy
+    from kms_guard.core.vendor import ROCKSET
+
+    wide: dict[str, object] = {**statement, "Condition": conditions}
+    assessment = assess_policy(parse_policy(policy(wide)), ROCKSET)
+    assert "PUBLIC_PRINCIPAL" in [f.code.value for f in assessment.findings if f.statement == "Wide"]
+
+
+def test_an_allow_to_everyone_pinned_to_an_organization_is_not_public() -> None:
+    from kms_guard.core.compliance import assess_policy
+    from kms_guard.core.policy import parse_policy
+    from kms_guard.core.vendor import ROCKSET
+
+    statement: dict[str, object] = {
+        "Sid": "Org",
+        "Effect": "Allow",
+        "Principal": "*",
+        "Action": "kms:Decrypt",
+        "Resource": "*",
+        "Condition": {"StringEquals": {"aws:PrincipalOrgID": "o-customer123"}},
+    }
+    assessment = assess_policy(parse_policy(policy(statement)), ROCKSET)
+    assert "PUBLIC_PRINCIPAL" not in [f.code.value for f in assessment.findings]

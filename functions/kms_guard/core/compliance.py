@@ -135,8 +135,10 @@ def assess_policy(
                     Code.PUBLIC_PRINCIPAL,
                     "warning",
                     region,
-                    f"Statement {statement.label} allows everyone (any AWS account) with no condition; not a problem "
-                    f"for {profile.display_name}, but anyone may use this key for the actions it lists.",
+                    f"Statement {statement.label} allows everyone (any AWS account)"
+                    + (" with no condition" if not statement.conditions else ": its conditions do not limit who calls")
+                    + f"; not a problem for {profile.display_name}, but anyone may use this key for the actions it "
+                    "lists.",
                     statement=statement.label,
                 )
             )

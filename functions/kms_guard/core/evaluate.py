@@ -299,10 +299,51 @@ def _principal(statement: Statement, caller: Caller) -> tuple[Tri, tuple[str, ..
 
 
 def is_public(statement: Statement) -> bool:
-    """An Allow to everyone with no condition at all: anyone in any account can use the key."""
-    if statement.effect != "Allow" or statement.conditions or statement.principal_negated:
+    """An Allow to everyone whose conditions, if any, do not limit who calls: anyone in any account can use the key.
+
+    Conditions on transport, network, via-service or encryption context leave every AWS account in. A condition
+    limits the callers only when it positively names them (organization, account, principal ARN or user ID) with an
+    operator that is false for a caller without the key (not negated, not IfExists, not ForAllValues) and a value
+    that is neither everyone (`*`) nor the caller's own (`${...}`)."""
+    if statement.effect != "Allow" or statement.principal_negated:
         return False
-    return any(p.type == "*" or (p.type == "AWS" and p.value == "*") for p in statement.principals)
+    if not any(p.type == "*" or (p.type == "AWS" and p.value == "*") for p in statement.principals):
+        return False
+    return not any(_limits_callers(c) for c in statement.conditions)
+
+
+_CALLER_KEYS = frozenset(
+    {
+        "aws:principalorgpaths",
+        "aws:principalorgid",
+        "aws:principalaccount",
+        "kms:calleraccount",
+        "aws:principalarn",
+        "aws:userid",
+        "aws:username",
+        "aws:principalservicename",
+    }
+)
+
+
+_MAYBE_ABSENT_CALLER_KEYS = frozenset({"aws:principalorgpaths", "aws:principalorgid"})
+"""Absent for a caller outside any organization: IfExists and ForAllValues tests on them are true for such a caller.
+The account and principal keys are in every signed request."""
+
+
+def _limits_callers(condition: Condition) -> bool:
+    key = condition.key.lower()
+    if key == "aws:principalisawsservice":  # AWS services only: not every account's principals
+        return condition.operator == "Bool" and not condition.if_exists and condition.values == ("true",)
+    if key not in _CALLER_KEYS:
+        return False
+    if key in _MAYBE_ABSENT_CALLER_KEYS and (condition.if_exists or condition.qualifier == "ForAllValues"):
+        return False
+    if condition.operator.startswith(("StringNot", "ArnNot", "Not")) or condition.operator in ("Null", "Bool"):
+        return False
+    return bool(condition.values) and all(
+        "${" not in v and v.replace("*", "").replace("?", "") != "" for v in condition.values
+    )
 
 
 # --- Policy variables ----------------------------------------------------------------------------------------------
