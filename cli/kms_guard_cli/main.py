@@ -33,7 +33,7 @@ from kms_guard.memory import CollectingNotifier
 from kms_guard.settings import Settings, SettingsError, build_settings
 from kms_guard.wiring import wire
 
-_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+\Z")
 
 EXIT_OK = 0
 EXIT_NON_COMPLIANT = 1

@@ -36,11 +36,11 @@ MAX_WRITES_PER_HOUR = 3
 REMINDER_SECONDS = 3600
 """A reminder while a critical problem lasts (Rockset paused collections after several hours; others are faster)."""
 
-_PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:(?:iam|sts)::\d{12}:[\w+=,.@/-]+$")
-_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]{1,256}$")
-_TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
-_RULE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
+_PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:(?:iam|sts)::\d{12}:[\w+=,.@/-]+\Z")
+_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]{1,256}\Z")
+_TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}\Z")
+_RULE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}\Z")
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+\Z")
 CHECK_INTERVAL_MINUTES = 15
 """The scheduled check's default interval (the CDK default `rate(15 minutes)`)."""
 CANARY_GRACE_MINUTES = 15

@@ -193,3 +193,22 @@ def test_an_allow_to_everyone_pinned_to_an_organization_is_not_public() -> None:
     }
     assessment = assess_policy(parse_policy(policy(statement)), ROCKSET)
     assert "PUBLIC_PRINCIPAL" not in [f.code.value for f in assessment.findings]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "318212636800\n",
+        "arn:aws:iam::576599896960:role/kms\n",
+        "arn:aws:kms:us-west-2:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab\n",
+    ],
+)
+def test_a_trailing_newline_never_passes_for_an_identifier(value: str) -> None:
+    """Python's `$` also matches before a final newline: identifiers are checked to the very end of the text."""
+    from kms_guard.core.arns import ArnError, KeyArn
+    from kms_guard.core.vendor import ACCOUNT_ID, ROLE_ARN
+
+    assert not ACCOUNT_ID.match(value)
+    assert not ROLE_ARN.match(value)
+    with pytest.raises(ArnError):
+        KeyArn.parse(value)

@@ -58,16 +58,16 @@ DEFAULT = "rockset"
 FORMAT = 1
 MAX_PROFILE_BYTES = 64 * 1024
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-_SID = re.compile(r"^[A-Za-z0-9]{1,64}$")
-_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]$")
-_CONDITION_KEY = re.compile(r"^[A-Za-z0-9]+:[A-Za-z0-9/_.-]+$")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}\Z")
+_SID = re.compile(r"^[A-Za-z0-9]{1,64}\Z")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]\Z")
+_CONDITION_KEY = re.compile(r"^[A-Za-z0-9]+:[A-Za-z0-9/_.-]+\Z")
 _OPERATOR = re.compile(
     r"^((ForAnyValue|ForAllValues):)?(String(Not)?Equals(IgnoreCase)?|String(Not)?Like|Arn(Not)?(Equals|Like)|Bool)"
-    r"(IfExists)?$"
+    r"(IfExists)?\Z"
 )
-_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
-_PRINTABLE = re.compile(r"^[\x20-\x7e]+$")
+_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
+_PRINTABLE = re.compile(r"^[\x20-\x7e]+\Z")
 
 
 class ProfileError(ValueError):

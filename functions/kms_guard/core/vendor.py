@@ -21,13 +21,13 @@ from typing import Literal
 
 from kms_guard.core import actions as catalogue
 
-ACCOUNT_ID = re.compile(r"^[0-9]{12}$")
+ACCOUNT_ID = re.compile(r"^[0-9]{12}\Z")
 
 ACCOUNT = "${account}"
 """In a `RequestContext` value or a pinning condition: the vendor's account ID (so `with_account` keeps it right)."""
 REGION = "${region}"
 """In a `via_service` template or a pinning condition: the key's Region."""
-ROLE_ARN = re.compile(r"^arn:(aws[a-z-]*):iam::([0-9]{12}):role/[\w+=,.@/-]{1,512}$")
+ROLE_ARN = re.compile(r"^arn:(aws[a-z-]*):iam::([0-9]{12}):role/[\w+=,.@/-]{1,512}\Z")
 
 GrantKind = Literal["account", "vendor-roles", "pinned-wildcard", "customer-role"]
 GRANT_KINDS: tuple[GrantKind, ...] = ("account", "vendor-roles", "pinned-wildcard", "customer-role")
