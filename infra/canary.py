@@ -28,7 +28,7 @@ from kms_guard.core.coverage import CANARY_ALIAS, CANARY_ROLE_NAME
 
 from infra.alerts import AlertTopic
 from infra.config import GuardConfig
-from infra.function import ARCHITECTURE, FUNCTION_TIMEOUT, LAMBDA_RUNTIME, LOG_RETENTION
+from infra.function import LOG_RETENTION, lambda_function
 from infra.monitoring import alarm_on, dlq_alarm
 from infra.nag import acknowledge
 from infra.queues import dead_letter_queue
@@ -94,24 +94,15 @@ class CanaryFunction(Construct):
             )
         self.log_group.grant_write(self.role)
         self.dead_letter_queue = dead_letter_queue(self, "AsyncDlq", "failed canary invocations")
-        self.function = lambda_.Function(
+        self.function = lambda_function(
             self,
-            "Function",
             description="kms-guard canary: a harmless, logged KMS write per Region, to prove the event path",
-            runtime=LAMBDA_RUNTIME,
-            architecture=ARCHITECTURE,
             handler=CANARY_HANDLER,
             code=code,
             role=self.role,
-            layers=[layer],
+            layer=layer,
             log_group=self.log_group,
-            memory_size=256,
-            timeout=FUNCTION_TIMEOUT,
-            environment={
-                **environment,
-                "POWERTOOLS_SERVICE_NAME": "kms-guard",
-                "POWERTOOLS_METRICS_NAMESPACE": "KmsGuard",
-            },
+            environment=environment,
             dead_letter_queue=self.dead_letter_queue,
             retry_attempts=0,  # the next scheduled run is the retry; a late canary is what the alarm is for
             max_event_age=Duration.hours(1),

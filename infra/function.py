@@ -21,6 +21,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 from kms_guard.aws.access_analyzer import CHECK_ACTIONS
 from kms_guard.aws.coverage import RULE_READ_ACTIONS, TRAIL_LIST_ACTIONS, TRAIL_READ_ACTIONS
@@ -90,6 +91,44 @@ RESERVED_CONCURRENCY = 1
 """Each guard function runs one invocation at a time (see GuardFunction)."""
 
 
+def lambda_function(
+    scope: Construct,
+    *,
+    description: str,
+    handler: str,
+    code: lambda_.Code,
+    role: iam.IRole,
+    layer: lambda_.ILayerVersion,
+    log_group: logs.ILogGroup,
+    environment: dict[str, str],
+    dead_letter_queue: sqs.IQueue,
+    retry_attempts: int,
+    max_event_age: Duration,
+    reserved_concurrency: int | None = None,
+) -> lambda_.Function:
+    """A kms-guard function (the guard's two and the canary): one runtime, architecture, memory, timeout and
+    Powertools configuration for all, its own role, log group and dead-letter queue."""
+    return lambda_.Function(
+        scope,
+        "Function",
+        description=description,
+        runtime=LAMBDA_RUNTIME,
+        architecture=ARCHITECTURE,
+        handler=handler,
+        code=code,
+        role=role,
+        layers=[layer],
+        log_group=log_group,
+        memory_size=256,
+        timeout=FUNCTION_TIMEOUT,
+        environment={**environment, "POWERTOOLS_SERVICE_NAME": "kms-guard", "POWERTOOLS_METRICS_NAMESPACE": "KmsGuard"},
+        dead_letter_queue=dead_letter_queue,
+        retry_attempts=retry_attempts,
+        max_event_age=max_event_age,
+        reserved_concurrent_executions=reserved_concurrency,
+    )
+
+
 class GuardFunction(Construct):
     """One guard Lambda: its own role, log group with retention, async retries and dead-letter queue."""
 
@@ -117,31 +156,22 @@ class GuardFunction(Construct):
             description=f"kms-guard {construct_id}: reads (and, if enabled, repairs) one KMS key",
         )
         self.dead_letter_queue = dead_letter_queue(self, "AsyncDlq", "failed asynchronous invocations")
-        self.function = lambda_.Function(
+        self.function = lambda_function(
             self,
-            "Function",
             description=description,
-            runtime=LAMBDA_RUNTIME,
-            architecture=ARCHITECTURE,
             handler=handler,
             code=code,
             role=self.role,
-            layers=[layer],
+            layer=layer,
             log_group=self.log_group,
-            memory_size=256,
-            timeout=FUNCTION_TIMEOUT,
-            environment={
-                **environment,
-                "POWERTOOLS_SERVICE_NAME": "kms-guard",
-                "POWERTOOLS_METRICS_NAMESPACE": "KmsGuard",
-            },
+            environment=environment,
             dead_letter_queue=self.dead_letter_queue,
             retry_attempts=2,
             max_event_age=Duration.hours(6),
             # One invocation at a time: a burst of changes to the key (a Terraform apply) is then evaluated one
             # after the other, each seeing the last one's repair, instead of two repairing (and alerting) at once.
             # Throttled asynchronous events wait in Lambda's queue (up to max_event_age), they are not lost.
-            reserved_concurrent_executions=RESERVED_CONCURRENCY,
+            reserved_concurrency=RESERVED_CONCURRENCY,
         )
         self.log_group.grant_write(self.role)
         self.role.add_to_policy(iam.PolicyStatement(actions=kms_actions(config), resources=config.key_arns()))

@@ -22,6 +22,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -117,17 +118,7 @@ class SimulatedAccount:
 
         account = str(client("sts", regions[0]).get_caller_identity()["Account"])
         policy = policy or key_policy(account, guard_statement(ROCKSET))
-        kms = client("kms", regions[0])
-        meta = kms.create_key(
-            MultiRegion=True,
-            Description=description,
-            Policy=policy,
-            KeyUsage="ENCRYPT_DECRYPT",
-            KeySpec="SYMMETRIC_DEFAULT",
-        )["KeyMetadata"]
-        for region in regions[1:]:
-            kms.replicate_key(KeyId=meta["KeyId"], ReplicaRegion=region)
-            client("kms", region).put_key_policy(KeyId=meta["KeyId"], PolicyName="default", Policy=policy)
+        meta = _create_key(lambda region: client("kms", region), regions, policy, description)
         client("dynamodb", regions[0]).create_table(**create_table_request(table))
         sns, sqs = client("sns", regions[0]), client("sqs", regions[0])
         topic_arn = sns.create_topic(Name=topic)["TopicArn"]
@@ -158,18 +149,7 @@ class SimulatedAccount:
         home Region, a replica in each other Region, `policy` in every one), as a view that shares this account's
         state table, topic, subscriber queue, finding-events queue and sessions: `event()`, `policy()` and the rest
         then target the new key."""
-        regions = list(regions or [self.home])
-        kms = self.kms(regions[0])
-        meta = kms.create_key(
-            MultiRegion=True,
-            Description=description,
-            Policy=policy,
-            KeyUsage="ENCRYPT_DECRYPT",
-            KeySpec="SYMMETRIC_DEFAULT",
-        )["KeyMetadata"]
-        for region in regions[1:]:
-            kms.replicate_key(KeyId=meta["KeyId"], ReplicaRegion=region)
-            self.kms(region).put_key_policy(KeyId=meta["KeyId"], PolicyName="default", Policy=policy)
+        meta = _create_key(self.kms, list(regions or [self.home]), policy, description)
         return replace(self, key_arn=meta["Arn"], key_id=meta["KeyId"])
 
     # --- the account, as its administrators see it ---------------------------------------------------------------
@@ -439,6 +419,24 @@ class SimulatedAccount:
         events = self.session.get_component("event_emitter")  # register_first: ahead of moto's own before-send
         events.register("before-call", handlers["before-call"])
         events.register_first("before-send", handlers["before-send"])
+
+
+def _create_key(
+    kms: Callable[[str], Any], regions: tuple[str, ...] | list[str], policy: str, description: str
+) -> dict[str, Any]:
+    """A multi-Region key, primary in `regions[0]`, a replica in each other Region, `policy` in every one (moto
+    ignores ReplicateKey's Policy, so each replica's is put afterwards, as a customer would); its KeyMetadata."""
+    meta: dict[str, Any] = kms(regions[0]).create_key(
+        MultiRegion=True,
+        Description=description,
+        Policy=policy,
+        KeyUsage="ENCRYPT_DECRYPT",
+        KeySpec="SYMMETRIC_DEFAULT",
+    )["KeyMetadata"]
+    for region in regions[1:]:
+        kms(regions[0]).replicate_key(KeyId=meta["KeyId"], ReplicaRegion=region)
+        kms(region).put_key_policy(KeyId=meta["KeyId"], PolicyName="default", Policy=policy)
+    return meta
 
 
 class _Raw:
