@@ -162,3 +162,12 @@ def test_app_reports_problems_one_per_line_without_traceback(tmp_path: Path) -> 
         "kms-guard configuration: remediation: unknown mode 'auto' (one of off, restore-statement, revert)",
     ]
     assert "Traceback" not in result.stderr
+
+
+def test_cdk_json_defaults_never_override_the_chosen_vendors_account() -> None:
+    """cdk.json's context is merged under every `-c`: a default vendorAccount there (Rockset's) silently replaced
+    the account of any other vendor chosen with `-c vendor=...`."""
+    defaults = json.loads((Path(__file__).resolve().parents[2] / "cdk.json").read_text())["context"]
+    assert "vendorAccount" not in defaults
+    config = config_from_context({**defaults, "keyArn": KEY_ARN, "vendor": "databricks-managed-services"})
+    assert config.vendor_account != "318212636800"
