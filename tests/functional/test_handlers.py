@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from kms_guard import handlers
 from kms_guard.aws.clients import ClientFactory
 from kms_guard.handlers import kms_event, runtime, scheduled_check
 from kms_guard.settings import SettingsError
@@ -114,10 +115,36 @@ def test_each_handler_ends_the_initialisation_however_its_invocation_ends(
     """The cold-start policy (kms_guard.handlers): the collector comes back on after the first invocation even if
     that invocation failed, so a function that fails its first run never runs on without a garbage collector."""
     ended: list[bool] = []
-    monkeypatch.setattr(module, "end_of_initialisation", lambda: ended.append(True))
+    monkeypatch.setattr(handlers, "end_of_initialisation", lambda: ended.append(True))
     assert module.handler(lambda_env.event("scheduled-check"), Context())["decision"] == "evaluated"
     monkeypatch.setenv("KMS_GUARD_REMEDIATION", "yolo")
     runtime.wired.cache_clear()
     with pytest.raises(SettingsError):
         module.handler(lambda_env.event("scheduled-check"), Context())
     assert ended == [True, True]
+
+
+def test_every_lambda_entry_point_ends_the_initialisation() -> None:
+    """The canary's handler used to leave the collector off for the life of its containers."""
+    import pkgutil
+
+    entry_points = [
+        m.name for m in pkgutil.iter_modules(handlers.__path__) if hasattr(import_module(m.name), "handler")
+    ]
+    assert sorted(entry_points) == ["canary", "kms_event", "scheduled_check"]
+    for name in entry_points:
+        handler = import_module(name).handler
+        seen = set()
+        while handler is not None and id(handler) not in seen:  # through the Powertools decorators
+            seen.add(id(handler))
+            if getattr(handler, "ends_initialisation", False):
+                break
+            handler = getattr(handler, "__wrapped__", None)
+        assert handler is not None, name
+        assert getattr(handler, "ends_initialisation", False), name
+
+
+def import_module(name: str) -> Any:
+    import importlib
+
+    return importlib.import_module(f"kms_guard.handlers.{name}")

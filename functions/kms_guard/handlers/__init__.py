@@ -10,8 +10,14 @@ invocations make. Outside Lambda (tests, the CLI, the demo) nothing changes.
 
 from __future__ import annotations
 
+import functools
 import gc
 import os
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 _initialising = bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME")) and gc.isenabled()
 if _initialising:
@@ -25,3 +31,18 @@ def end_of_initialisation() -> None:
         _initialising = False
         gc.freeze()
         gc.enable()
+
+
+def ends_initialisation(handler: Callable[P, R]) -> Callable[P, R]:
+    """Every Lambda entry point ends the initialisation when its invocation ends, however it ends (a function whose
+    first invocation fails must not run on without a garbage collector)."""
+
+    @functools.wraps(handler)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return handler(*args, **kwargs)
+        finally:
+            end_of_initialisation()
+
+    wrapper.ends_initialisation = True  # type: ignore[attr-defined]  # what a test of every entry point looks for
+    return wrapper

@@ -17,6 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from kms_guard.aws.canary import CanarySender
 from kms_guard.aws.clients import ClientFactory
+from kms_guard.handlers import ends_initialisation
 from kms_guard.handlers.runtime import logger, metrics
 from kms_guard.settings import Settings, settings_from_env
 
@@ -32,6 +33,7 @@ def _wired() -> tuple[Settings, CanarySender]:
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
+@ends_initialisation
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings, sender = _wired()
     results = sender.send(settings.regions)

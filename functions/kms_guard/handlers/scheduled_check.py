@@ -6,14 +6,12 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from kms_guard.handlers import end_of_initialisation
+from kms_guard.handlers import ends_initialisation
 from kms_guard.handlers.runtime import logger, metrics, record, wired
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
+@ends_initialisation
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    try:
-        return record(wired().guard.scheduled_check(event))
-    finally:
-        end_of_initialisation()
+    return record(wired().guard.scheduled_check(event))
