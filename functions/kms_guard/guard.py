@@ -560,6 +560,11 @@ class Guard:
 
     def _execute(self, plan: RegionPlan, before: RegionReport) -> tuple[Outcome, RegionReport]:
         settings, region = self.settings, plan.region
+        if plan.writes and not settings.dry_run:
+            # before the (charged) second opinion: a plan made on a key that has changed since is not asked about
+            changed = self._changed_since_read(plan, before)
+            if changed is not None:
+                return Outcome(region, "skipped", changed), before
         plan = self._confirm_planned_policy(plan)
         write_names: list[str] = [w.kind for w in plan.writes]
         if not plan.writes:
@@ -570,9 +575,6 @@ class Guard:
             return Outcome(
                 region, "dry-run", f"dry run, nothing written; would {description}", write_names, None, planned
             ), before
-        changed = self._changed_since_read(plan, before)
-        if changed is not None:
-            return Outcome(region, "skipped", changed), before
         now = self._clock()
         # The limit counts writes to the key (a CancelKeyDeletion, an EnableKey and a PutKeyPolicy are three), taken
         # together or not at all: a plan is never cut half-way by the limit.

@@ -149,7 +149,7 @@ def test_a_new_container_within_the_hour_does_not_read_the_sight_again(account: 
     account.calls.clear()
     result = account.guard().handle(account.event("scheduled-check", new_id=True))  # a new container
     assert result.coverage is None
-    assert not [call for call in account.calls if call.startswith(("cloudtrail.", "events."))]
+    assert not [call for call in account.calls if call.startswith(("cloudtrail.", "eventbridge."))]
     assert account.calls["kms.GetKeyPolicy"] == 2  # the key itself is read as always
 
 

@@ -7,6 +7,7 @@ uses, `FixedIdentity` is who the guard runs as. What runs is the real Guard, the
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -1162,3 +1163,25 @@ def test_a_plan_needing_more_writes_than_are_left_writes_nothing() -> None:
     result = w.guard.scheduled_check({"id": "2"})  # three writes needed, two left
     assert outcome_of(result).status == "suspended"
     assert [k for k, _, _ in w.keys.writes] == ["enable-key"]
+
+
+def test_planning_a_repair_runs_under_a_deadline_too() -> None:
+    """The planner evaluates the live policy again (and a baseline, and its own result): one budget covers all of it,
+    so a hostile policy cannot stall the repair path either."""
+    from kms_guard.core import remediation
+    from kms_guard.core.compliance import assess_region
+
+    observation = FakeKeys().read(REPLICA, arn_in(REPLICA))
+    report = assess_region(dataclasses.replace(observation, policy=NO_DECRYPT), ROCKSET)
+    saved = remediation.PLAN_BUDGET_SECONDS
+    try:
+        remediation.PLAN_BUDGET_SECONDS = -1.0  # already past its deadline
+        plan = remediation.plan_region(
+            report, ROCKSET, mode="restore-statement", restore_key_state=False, baseline=None
+        )
+    finally:
+        remediation.PLAN_BUDGET_SECONDS = saved
+    assert plan is not None
+    assert plan.writes == ()
+    assert plan.refused is not None
+    assert "took too long" in plan.refused

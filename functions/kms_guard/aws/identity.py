@@ -1,7 +1,7 @@
 """Who the guard runs as (STS), so that events for its own writes are recognised and never "repaired" back.
 
-Asked once, and only when a repair is on the table. If STS cannot answer, the guard still recognises its own writes by
-their user agent (`kms-guard/`): an empty set here must not cost the evaluation, and with it the alert.
+Asked once, and only when a change could be exempt. If STS cannot answer, the set is empty: no change is taken for the
+guard's own (never by user agent, which anyone can send), and the evaluation and its alert go on.
 """
 
 from __future__ import annotations

@@ -111,9 +111,15 @@ def securityhub_findings(
     return out
 
 
+def chunks(items: Sequence[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    """`items` in lists of at most `size` (AWS's batch APIs cap what one call takes)."""
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
+
+
 def batches(findings: Sequence[dict[str, Any]], size: int = MAX_BATCH) -> Iterator[list[dict[str, Any]]]:
-    for start in range(0, len(findings), size):
-        yield list(findings[start : start + size])
+    """BatchImportFindings takes at most MAX_BATCH findings a call."""
+    return chunks(findings, size)
 
 
 def _first_seen(old: Sequence[Mapping[str, Any]] | None, now: float) -> float:

@@ -36,9 +36,11 @@ guard; matching itself is linear-time (`wildcards.py`).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -151,6 +153,20 @@ class Budget:
             raise BudgetExceeded(f"evaluation exceeded its {self.seconds:g} s budget")
 
 
+_BUDGET: contextvars.ContextVar[Budget | None] = contextvars.ContextVar("kms_guard_budget", default=None)
+
+
+@contextlib.contextmanager
+def budgeted(budget: Budget) -> Iterator[Budget]:
+    """Every evaluation inside (however deep: the repair planner evaluates a policy several times) runs under
+    `budget` unless given its own: a hostile live policy cannot stall planning either."""
+    token = _BUDGET.set(budget)
+    try:
+        yield budget
+    finally:
+        _BUDGET.reset(token)
+
+
 def evaluate(
     policy: Policy, caller: Caller, actions: tuple[str, ...], *, budget: Budget | None = None
 ) -> dict[str, ActionDecision]:
@@ -158,8 +174,9 @@ def evaluate(
 
     Everything that does not depend on the action (principal, resource, conditions) is decided once per statement;
     the action test is then a set lookup in the statement's expanded action patterns (expansions are cached).
-    Raises `BudgetExceeded` when a budget is given and runs out.
+    Raises `BudgetExceeded` when a budget is given (or set around the call with `budgeted`) and runs out.
     """
+    budget = budget or _BUDGET.get()
     facts = _facts(caller)
     variables = facts if policy.has_variables else None
     wanted = frozenset(actions)
@@ -332,7 +349,7 @@ The account and principal keys are in every signed request."""
 
 
 def _limits_callers(condition: Condition) -> bool:
-    key = condition.key.lower()
+    key = ascii_lower(condition.key)
     if key == "aws:principalisawsservice":  # AWS services only: not every account's principals
         return condition.operator == "Bool" and not condition.if_exists and condition.values == ("true",)
     if key not in _CALLER_KEYS:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from kms_guard.core.alerts import fingerprint
+from kms_guard.core.asff import chunks
 from kms_guard.core.findings import AT_RISK_CODES, KeyReport, Verdict
 from kms_guard.core.vendor import VendorProfile
 
@@ -101,5 +102,5 @@ def put_events_entries(details: Sequence[dict[str, Any]], key_arn: str, bus: str
 
 
 def batches(entries: Sequence[dict[str, Any]], size: int = MAX_ENTRIES) -> Iterator[list[dict[str, Any]]]:
-    for start in range(0, len(entries), size):
-        yield list(entries[start : start + size])
+    """PutEvents takes at most MAX_ENTRIES entries a call."""
+    return chunks(entries, size)

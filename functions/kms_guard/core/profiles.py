@@ -42,6 +42,7 @@ from kms_guard.core.vendor import (
     PinCondition,
     RequestContext,
     VendorProfile,
+    expand_required,
 )
 
 SHIPPED = (
@@ -529,7 +530,7 @@ def summary(document: Document) -> dict[str, Any]:
         if "conditions" in g:
             item["conditions"] = g["conditions"]["value"]
         item["actions"] = g["actions"]["value"]
-        item["concrete_actions"] = list(_expand(g["actions"]["value"]))
+        item["concrete_actions"] = list(expand_required(tuple(g["actions"]["value"])))
         if g.get("optional"):
             item["optional"] = True
         grants.append(item)
@@ -556,10 +557,3 @@ def summary(document: Document) -> dict[str, Any]:
         "sources": list(dict.fromkeys(f["source"] for _, f in facts(raw))),
         "notes": raw.get("notes", []),
     }
-
-
-def _expand(required: list[str]) -> tuple[str, ...]:
-    wanted: set[str] = set()
-    for pattern in required:
-        wanted |= catalogue.expand(pattern)
-    return tuple(a for a in catalogue.all_actions() if a in wanted)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from kms_guard.core.evaluate import Budget, BudgetExceeded, budgeted
 from kms_guard.core.findings import Code, RegionReport
 from kms_guard.core.policy import PolicyError
 from kms_guard.core.repair import Mode, plan_repair
@@ -22,6 +23,9 @@ from kms_guard.core.vendor import VendorProfile
 
 WriteKind = Literal["put-key-policy", "cancel-key-deletion", "enable-key"]
 Status = Literal["applied", "dry-run", "refused", "suspended", "skipped", "failed", "not-needed"]
+
+PLAN_BUDGET_SECONDS = 5.0
+"""Planning evaluates the live policy (and a baseline, and its own result) again: under one deadline in all."""
 
 POLICY_CODES = frozenset({Code.ACTION_NOT_GRANTED, Code.GRANT_CONDITIONAL, Code.ACTION_DENIED})
 
@@ -91,9 +95,12 @@ def plan_region(
     unreadable = Code.POLICY_UNREADABLE in codes or Code.POLICY_INVALID in codes
     if mode != "off" and codes & POLICY_CODES and report.policy is not None and not unreadable:
         try:
-            policy_plan = plan_repair(_mode(mode), report.policy, vendor, key_arn=report.key_arn, baseline=baseline)
+            with budgeted(Budget(PLAN_BUDGET_SECONDS)):
+                policy_plan = plan_repair(_mode(mode), report.policy, vendor, key_arn=report.key_arn, baseline=baseline)
         except PolicyError as exc:  # an unparseable policy is POLICY_UNREADABLE, not a policy finding: defensive
             refused = f"the key policy could not be parsed ({exc})"
+        except BudgetExceeded as exc:
+            refused = f"planning the repair took too long ({exc}); nothing written"
         else:
             if policy_plan.status == "repair" and policy_plan.policy is not None:
                 writes.insert(0, Write("put-key-policy", policy_plan.policy))
