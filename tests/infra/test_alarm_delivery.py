@@ -52,6 +52,9 @@ def _listed(value: Any) -> list[Any]:
 
 
 def _principal_matches(statement: dict[str, Any], service: str) -> bool:
+    negated = {"NotPrincipal", "NotAction", "NotResource"} & set(statement)
+    if negated:  # fail closed: this small evaluator does not model the Not* elements
+        raise AssertionError(f"statement uses {sorted(negated)}: extend the evaluator before trusting it")
     principal = statement.get("Principal")
     if principal == "*" or principal == {"AWS": "*"}:
         return True

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 import sys
 import tomllib
 import zipfile
 from pathlib import Path
 from typing import Any
 
-import aws_cdk as cdk
 import boto3
 import pytest
 from aws_cdk.assertions import Template
@@ -265,20 +266,26 @@ def test_function_asset_is_the_functions_folder_as_it_stands(off: Built, tmp_pat
     assert zipped.stat().st_size < 200 * 1024
 
 
-def test_a_synth_leaves_no_temporary_directory_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The asset is a folder as it stands: building the app stages nothing in the temporary directory."""
-    import tempfile
-
-    from infra.app import build_app
-    from infra.config import config_from_context
-
-    monkeypatch.setenv("TMPDIR", str(tmp_path))
-    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
-    config = config_from_context({"keyArn": KEY_ARN, "regions": ["us-west-2", "us-east-1"]})
-    app, _, _ = build_app(config, cdk.App(outdir=str(tmp_path / "out")))
-    app.synth()
-    assert tempfile.gettempdir() == str(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+def test_a_synth_leaves_no_temporary_directory_behind(tmp_path: Path) -> None:
+    """The asset is a folder as it stands: a synth stages nothing in the temporary directory. Run in a fresh process
+    whose TMPDIR is this test's folder, so Node's (jsii's) temporary files would land there too."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    out = tmp_path / "out"
+    root = Path(__file__).resolve().parents[2]
+    script = (
+        "import sys; sys.path[:0] = ['functions', '.']\n"
+        "import aws_cdk as cdk\n"
+        "from infra.app import build_app\n"
+        "from infra.config import config_from_context\n"
+        f"config = config_from_context({{'keyArn': {KEY_ARN!r}, 'regions': ['us-west-2', 'us-east-1']}})\n"
+        f"app, _, _ = build_app(config, cdk.App(outdir={str(out)!r}))\n"
+        "app.synth()\n"
+    )
+    env = {**os.environ, "TMPDIR": str(temp), "TMP": str(temp), "TEMP": str(temp)}
+    subprocess.run([sys.executable, "-c", script], cwd=root, env=env, check=True, capture_output=True, timeout=300)
+    assert (out / "KmsGuard.template.json").is_file()
+    assert sorted(p.name for p in temp.iterdir()) == []
 
 
 def _file_assets(stack: CloudFormationStackArtifact) -> list[dict[str, Any]]:
