@@ -302,6 +302,7 @@ def test_check_policy_second_opinion_without_an_answer_is_not_a_pass(tmp_path: P
 
 
 def test_check_with_security_hub_and_finding_events_flags(account: Account, monkeypatch: pytest.MonkeyPatch) -> None:
+    account.enable_security_hub()  # moto imports findings even when it is off; real Security Hub refuses them
     account.route_finding_events()
     break_policy(account)
     code, out, _ = run_cli(

@@ -3,7 +3,8 @@
 Property: the guard never says `compliant` when some concrete request of the vendor is refused, and never reports
 the vendor's access as lost (`ACTION_DENIED` / `ACTION_NOT_GRANTED`) when every concrete request is allowed. Checked
 with the key's ARN known (the guard) and offline (check-policy), since a policy offline must hold for every key.
-Disagreements found while writing this are kept as fixtures `tests/policies/differential-*.json`.
+It found no disagreement once the evaluator's rules were in; the hostile cases written alongside it are kept as
+`tests/policies/hostile-*.json`. A disagreement found later belongs there too, as a named fixture.
 """
 
 from __future__ import annotations
