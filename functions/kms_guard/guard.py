@@ -47,6 +47,7 @@ from kms_guard.core.coverage import (
 from kms_guard.core.events import Ignored, KeyEvent, parse_event, scheduled_event
 from kms_guard.core.findings import Code, KeyReport, RegionReport
 from kms_guard.core.remediation import Outcome, RegionPlan, plan_region
+from kms_guard.core.replicas import actual_regions, mark_unwatched, unwatched_regions
 from kms_guard.core.second_opinion import Opinion, agrees, dispute, guard_view, reference_policy
 from kms_guard.core.vendor import VendorProfile
 from kms_guard.settings import Settings
@@ -254,8 +255,13 @@ class Guard:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         verify_attempts: int = VERIFY_ATTEMPTS,
+        evaluates_key: bool = True,
+        key_count: int = 1,
     ) -> None:
         self.settings = settings
+        self.evaluates_key = evaluates_key
+        """False for the sight of a deployment of many keys: it reads coverage and records canaries, nothing else."""
+        self._key_count = key_count
         self._reader = reader
         self._writer = writer
         self._state = state
@@ -279,13 +285,15 @@ class Guard:
                 f"canary event from {canary}: the event path from there works (recorded)",
                 canary_region=canary,
             )
+        if not self.evaluates_key:
+            return Result("ignored", "not a canary event (the deployment's sight records canaries only)")
         parsed = parse_event(raw_event, self.settings.key)
         if isinstance(parsed, Ignored):
             return Result("ignored", parsed.reason)
         if parsed.is_scheduled:
             return self._scheduled(parsed)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="key-read") as pool:
-            reading = pool.submit(self._read)  # overlaps with the claim and the state load below
+            reading = pool.submit(self._read, _hinted_regions(parsed))  # overlaps with the claim and the state load
             if not self._state.claim_event(parsed.event_id, self._clock()):
                 reading.cancel()
                 return Result("ignored", f"duplicate delivery of CloudTrail event {parsed.event_id}", parsed)
@@ -299,7 +307,7 @@ class Guard:
 
     def scheduled_check(self, raw_event: Mapping[str, Any] | None = None) -> Result:
         event = scheduled_event(
-            str((raw_event or {}).get("id", "scheduled")), self.settings.key.region, (raw_event or {}).get("time")
+            str((raw_event or {}).get("id", "scheduled")), self.settings.home, (raw_event or {}).get("time")
         )
         return self._scheduled(event)
 
@@ -322,9 +330,22 @@ class Guard:
 
     # --- the flow -----------------------------------------------------------------------------------------------
 
-    def _read(self) -> KeyReport:
-        arns = {region: self.settings.region_key_arn(region) for region in self.settings.regions}
-        return assess_key(self.settings.key_arn, self._reader.read_all(arns), self.settings.vendor)
+    def _read(self, hinted: Sequence[str] = ()) -> KeyReport:
+        """The key in every configured Region, then in every other Region it has a replica in (DescribeKey's
+        multi-Region configuration, or a Region the event names: a ReplicateKey's replicaRegion), each evaluated;
+        those others carry REPLICA_UNWATCHED. A Region only the event named, where no replica is found, is left out
+        (the event's own replica may not be visible yet; the configuration will name it when it is)."""
+        settings = self.settings
+        arns = {region: settings.region_key_arn(region) for region in settings.regions}
+        observations = self._reader.read_all(arns)
+        if settings.key.is_multi_region:
+            others = unwatched_regions(settings.regions, observations, hinted)
+            if others:
+                named = set(actual_regions(observations))
+                more = self._reader.read_all({region: settings.region_key_arn(region) for region in others})
+                observations = [*observations, *(o for o in more if o.region in named or not o.not_found)]
+        report = assess_key(settings.key_arn, observations, settings.vendor)
+        return mark_unwatched(report, settings.regions)
 
     def _evaluate(
         self, event: KeyEvent, reading: Future[KeyReport] | None = None, record: KeyRecord | None = None
@@ -422,7 +443,7 @@ class Guard:
                 now=now,
             )
         return assess_coverage(
-            sights, home_region=self.settings.key.region, rule_names=self.settings.rule_names, canary=canary
+            sights, home_region=self.settings.home, rule_names=self.settings.rule_names, canary=canary
         )
 
     def _coverage_due(self, record: KeyRecord, now: float) -> bool:
@@ -437,6 +458,8 @@ class Guard:
         on change."""
         if self._coverage is None:
             return self._evaluate(event)
+        if not self.evaluates_key:
+            return self.sight_check()
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="scheduled-read") as pool:
             reading = pool.submit(self._read)
             record = self._state.load()
@@ -446,6 +469,20 @@ class Guard:
             if sight is None:
                 return result
             sights = sight.result()
+        self._finish_sight(sights, record, now, result)
+        return result
+
+    def sight_check(self) -> Result:
+        """Only the guard's sight (trails, rules, canaries), when due: a deployment of many keys has one sight for all
+        its Regions, read once per check by a Guard that evaluates no key (`evaluates_key` False)."""
+        record = self._state.load()
+        now = self._clock()
+        result = Result("evaluated", "the guard's sight of its Regions")
+        if self._coverage is not None and self._coverage_due(record, now):
+            self._finish_sight(self._read_sight(), record, now, result)
+        return result
+
+    def _finish_sight(self, sights: list[RegionSight], record: KeyRecord, now: float, result: Result) -> None:
         coverage = self._assess_coverage(sights, record)
         result.coverage = coverage
         change = decide_coverage_alert(record.coverage, coverage)
@@ -456,6 +493,7 @@ class Guard:
                 key_arn=self.settings.key_arn,
                 vendor_name=self.settings.vendor.display_name,
                 check_minutes=self.settings.check_interval_minutes,
+                key_count=self._key_count,
             )
             self._notifier.publish(alert)
             result.alerts.append(alert)
@@ -463,7 +501,6 @@ class Guard:
         if self.settings.canary_role_arn and since is None:
             since = self._clock()
         self._state.save_coverage(coverage.fingerprint(), coverage.codes, since, now)
-        return result
 
     # --- remediation --------------------------------------------------------------------------------------------
 
@@ -521,6 +558,17 @@ class Guard:
                 baseline=record.baselines.get(region),
             )
             if plan is None:
+                regions.append(region_report)
+                continue
+            if region not in settings.regions:
+                outcomes.append(
+                    Outcome(
+                        region,
+                        "skipped",
+                        "not a watched Region: the guard repairs only where it is configured to watch (and allowed "
+                        "to write); add the Region to the key's regions and redeploy, or repair it by hand.",
+                    )
+                )
                 regions.append(region_report)
                 continue
             if any(f.code == Code.VERDICT_DISPUTED for f in region_report.findings):
@@ -717,6 +765,12 @@ class _Lazy:
         if not self._done:
             self._value, self._done = self._compute(), True
         return self._value
+
+
+def _hinted_regions(event: KeyEvent) -> tuple[str, ...]:
+    """A Region the event names that the key may have a replica in before DescribeKey shows it."""
+    replica = event.request.get("replicaRegion") if event.name == "ReplicateKey" else None
+    return (replica,) if isinstance(replica, str) else ()
 
 
 def _same_policy(written: object, live: str | None) -> bool:

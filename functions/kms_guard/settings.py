@@ -21,10 +21,10 @@ import re
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from kms_guard.core import profiles
-from kms_guard.core.arns import ArnError, KeyArn, parse_multi_region_key_arn, parse_regions
+from kms_guard.core.arns import REGION, ArnError, KeyArn, parse_regions
 from kms_guard.core.coverage import RULE_NAMES
 from kms_guard.core.vendor import ROCKSET, VendorProfile
 
@@ -81,6 +81,12 @@ class Settings:
     coverage_every_minutes: int = COVERAGE_EVERY_MINUTES
     """How often the scheduled check also reads the guard's sight (trails, rules): a trail's settings change rarely,
     and reading them on every check cost about a quarter of its cold start. With the canary on, every check."""
+    home_region: str | None = None
+    """The deployment's home Region (its table, topic and functions); None: the key's own Region (one key)."""
+
+    @property
+    def home(self) -> str:
+        return self.home_region or self.key.region
 
     @property
     def canary_max_age_seconds(self) -> int:
@@ -121,6 +127,7 @@ def build_settings(
     check_interval_minutes: int | str | None = None,
     canary_role_arn: str | None = None,
     coverage_every_minutes: int = COVERAGE_EVERY_MINUTES,
+    home_region: str | None = None,
     names: Mapping[str, str] | None = None,
 ) -> Settings:
     """Validate raw values. `names` maps each field to how the user spelled it (env var or CLI flag) for errors."""
@@ -130,13 +137,18 @@ def build_settings(
         return label.get(field, field)
 
     try:
-        key = parse_multi_region_key_arn(key_arn.strip())
+        key = KeyArn.parse(key_arn.strip())
     except ArnError as exc:
         raise SettingsError(f"{name('key_arn')}: {exc}") from None
     try:
         region_list = parse_regions(regions or "", key.region)
     except ArnError as exc:
         raise SettingsError(f"{name('regions')}: {exc}") from None
+    if not key.is_multi_region and region_list != (key.region,):
+        raise SettingsError(
+            f"{name('regions')}: key {key.key_id} is a single-Region key: it exists only in {key.region}, so that is "
+            f"its only Region (a multi-Region key's ID starts with mrk-)"
+        )
     if remediation not in REMEDIATION_MODES:
         raise SettingsError(
             f"{name('remediation')}: unknown mode {remediation!r} (one of {', '.join(REMEDIATION_MODES)})"
@@ -160,6 +172,13 @@ def build_settings(
         profiles.check_external(profile, key.account)
     except profiles.ProfileError as exc:
         raise SettingsError(f"{name('vendor')}: {exc}") from None
+    if not key.is_multi_region and profile.multi_region:
+        raise SettingsError(
+            f"{name('key_arn')}: key {key.key_id} is not a multi-Region key (its key ID must start with mrk-), and "
+            f"{profile.display_name} requires one"
+        )
+    if home_region is not None and not REGION.match(home_region):
+        raise SettingsError(f"home Region: not an AWS Region name: {home_region[:60]!r}")
     rules = _list(rule_names) or RULE_NAMES
     for rule in rules:
         if not _RULE_NAME.match(rule):
@@ -192,6 +211,7 @@ def build_settings(
         check_interval_minutes=interval,
         canary_role_arn=canary_role,
         coverage_every_minutes=max(0, coverage_every_minutes),
+        home_region=home_region if home_region not in (None, key.region) else None,
     )
 
 
@@ -266,35 +286,44 @@ ENV_NAMES = {
     "rule_names": "KMS_GUARD_RULE_NAMES",
     "check_interval_minutes": "KMS_GUARD_CHECK_INTERVAL_MINUTES",
     "canary_role_arn": "KMS_GUARD_CANARY_ROLE_ARN",
+    "keys_file": "KMS_GUARD_KEYS_FILE",
 }
 
 
+PER_KEY = ("key_arn", "regions", "remediation", "restore_key_state", "vendor", "vendor_roles", "vendor_profile")
+"""The settings each entry of a key list sets for itself (deployment.FIELDS); everything else the deployment shares."""
+
+
+def env_arguments(environ: Mapping[str, str]) -> dict[str, Any]:
+    """build_settings arguments from the Lambda environment (design.md); absent variables are left out."""
+    return {
+        "key_arn": environ.get(ENV_NAMES["key_arn"], ""),
+        "regions": environ.get(ENV_NAMES["regions"]),
+        "topic_arn": environ.get(ENV_NAMES["topic_arn"]),
+        "state_table": environ.get(ENV_NAMES["state_table"]),
+        "remediation": environ.get(ENV_NAMES["remediation"], "off").strip() or "off",
+        "restore_key_state": environ.get(ENV_NAMES["restore_key_state"], "false"),
+        "dry_run": environ.get(ENV_NAMES["dry_run"], "false"),
+        "trusted_principals": environ.get(ENV_NAMES["trusted_principals"]),
+        "vendor_account": environ.get(ENV_NAMES["vendor_account"]) or None,
+        "vendor": environ.get(ENV_NAMES["vendor"]) or None,
+        "vendor_roles": environ.get(ENV_NAMES["vendor_roles"]),
+        "vendor_profile": environ.get(ENV_NAMES["vendor_profile"]) or None,
+        "security_hub": environ.get(ENV_NAMES["security_hub"], "false"),
+        "finding_events": environ.get(ENV_NAMES["finding_events"], "false"),
+        "second_opinion": environ.get(ENV_NAMES["second_opinion"], "false"),
+        "rule_names": environ.get(ENV_NAMES["rule_names"]),
+        "check_interval_minutes": environ.get(ENV_NAMES["check_interval_minutes"]),
+        "canary_role_arn": environ.get(ENV_NAMES["canary_role_arn"]),
+    }
+
+
 def settings_from_env(environ: Mapping[str, str]) -> Settings:
-    """The Lambda's settings from its environment variables (design.md)."""
-    key_arn = environ.get(ENV_NAMES["key_arn"], "")
-    if not key_arn:
+    """The Lambda's settings from its environment variables (design.md), one key."""
+    arguments = env_arguments(environ)
+    if not arguments["key_arn"]:
         raise SettingsError(f"{ENV_NAMES['key_arn']}: missing")
-    return build_settings(
-        key_arn=key_arn,
-        regions=environ.get(ENV_NAMES["regions"]),
-        topic_arn=environ.get(ENV_NAMES["topic_arn"]),
-        state_table=environ.get(ENV_NAMES["state_table"]),
-        remediation=environ.get(ENV_NAMES["remediation"], "off").strip() or "off",
-        restore_key_state=environ.get(ENV_NAMES["restore_key_state"], "false"),
-        dry_run=environ.get(ENV_NAMES["dry_run"], "false"),
-        trusted_principals=environ.get(ENV_NAMES["trusted_principals"]),
-        vendor_account=environ.get(ENV_NAMES["vendor_account"]) or None,
-        vendor=environ.get(ENV_NAMES["vendor"]) or None,
-        vendor_roles=environ.get(ENV_NAMES["vendor_roles"]),
-        vendor_profile=environ.get(ENV_NAMES["vendor_profile"]) or None,
-        security_hub=environ.get(ENV_NAMES["security_hub"], "false"),
-        finding_events=environ.get(ENV_NAMES["finding_events"], "false"),
-        second_opinion=environ.get(ENV_NAMES["second_opinion"], "false"),
-        rule_names=environ.get(ENV_NAMES["rule_names"]),
-        check_interval_minutes=environ.get(ENV_NAMES["check_interval_minutes"]),
-        canary_role_arn=environ.get(ENV_NAMES["canary_role_arn"]),
-        names=ENV_NAMES,
-    )
+    return build_settings(**arguments, names=ENV_NAMES)
 
 
 def _bool(value: bool | str, name: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,8 @@ from kms_guard.aws.kms import KmsGateway
 from kms_guard.aws.notify import SnsNotifier
 from kms_guard.aws.securityhub import SecurityHubSink
 from kms_guard.aws.state import DynamoState
+from kms_guard.deployment import Deployment
+from kms_guard.fleet import SIGHT_PK, Fleet
 from kms_guard.guard import FindingSink, Guard, Notifier, StateStore
 from kms_guard.memory import CollectingNotifier, MemoryState
 from kms_guard.settings import Settings
@@ -28,29 +31,73 @@ class Wired:
 
 def wire(settings: Settings, clients: ClientFactory | None = None, **guard_options: Any) -> Wired:
     """`guard_options` are passed to Guard (tests and the demo inject a clock and a no-op sleep)."""
+    fleet = wire_fleet(Deployment((settings,)), clients, **guard_options)
+    guard = fleet.fleet.guards[0]
+    return Wired(guard, fleet.notifier, fleet.states[settings.key.key_id])
+
+
+@dataclass
+class WiredFleet:
+    fleet: Fleet
+    notifier: Notifier
+    states: dict[str, StateStore]
+    """Key ID (or SIGHT_PK) -> that key's state."""
+
+
+def wire_fleet(deployment: Deployment, clients: ClientFactory | None = None, **guard_options: Any) -> WiredFleet:
+    """Every key's Guard, sharing the clients, the notifier and the KMS gateway; with many keys, one more Guard for
+    the deployment's sight (kms_guard.fleet)."""
     clients = clients or ClientFactory()
-    home = settings.key.region
-    state: StateStore = (
-        DynamoState(clients, settings.state_table, home, settings.key.key_id) if settings.state_table else MemoryState()
-    )
-    notifier: Notifier = SnsNotifier(clients, settings.topic_arn) if settings.topic_arn else CollectingNotifier()
+    first = deployment.first
+    home = deployment.home
+    notifier: Notifier = SnsNotifier(clients, first.topic_arn) if first.topic_arn else CollectingNotifier()
     kms = KmsGateway(clients)
-    sinks: list[FindingSink] = []  # the opt-in features: nothing is built (or called) unless switched on
-    if settings.security_hub:
-        sinks.append(SecurityHubSink(clients, settings.key))
-    if settings.finding_events:
-        sinks.append(EventBridgeSink(clients, settings.key))
-    reasoner = AccessAnalyzerReasoner(clients) if settings.second_opinion else None
-    guard = Guard(
-        settings,
-        kms,
-        kms,
-        state,
-        notifier,
-        identity=StsIdentity(clients, home),
-        sinks=sinks,
-        reasoner=reasoner,
-        coverage=CoverageGateway(clients),
-        **guard_options,
-    )
-    return Wired(guard, notifier, state)
+    identity = StsIdentity(clients, home)
+    reasoner = AccessAnalyzerReasoner(clients) if first.second_opinion else None
+    many = len(deployment.keys) > 1
+    states: dict[str, StateStore] = {}
+
+    def state_for(partition: str) -> StateStore:
+        state: StateStore = (
+            DynamoState(clients, first.state_table, home, partition) if first.state_table else MemoryState()
+        )
+        states[partition] = state
+        return state
+
+    guards = []
+    for settings in deployment.keys:
+        sinks: list[FindingSink] = []  # the opt-in features: nothing is built (or called) unless switched on
+        at_home = settings.key.in_region(home)
+        if settings.security_hub:
+            sinks.append(SecurityHubSink(clients, at_home))
+        if settings.finding_events:
+            sinks.append(EventBridgeSink(clients, at_home))
+        guards.append(
+            Guard(
+                settings,
+                kms,
+                kms,
+                state_for(settings.key.key_id),
+                notifier,
+                identity=identity,
+                sinks=sinks,
+                reasoner=reasoner,
+                coverage=None if many else CoverageGateway(clients),
+                **guard_options,
+            )
+        )
+    sight = None
+    if many:
+        sight = Guard(
+            dataclasses.replace(first, regions=deployment.regions),
+            kms,
+            kms,
+            state_for(SIGHT_PK),
+            notifier,
+            identity=identity,
+            coverage=CoverageGateway(clients),
+            evaluates_key=False,
+            key_count=len(deployment.keys),
+            **guard_options,
+        )
+    return WiredFleet(Fleet(guards, sight), notifier, states)

@@ -15,7 +15,7 @@ from kms_guard.aws.clients import ClientFactory
 from kms_guard.aws.coverage import CoverageGateway
 from kms_guard.core.coverage import CANARY_ALIAS, CANARY_TAG_KEY, CANARY_TAG_VALUE, RULE_NAMES, assess_coverage
 from kms_guard.handlers import canary, kms_event, runtime
-from kms_guard.wiring import wire
+from kms_guard.wiring import wire_fleet
 from kms_guard_cli.simulated import SimulatedAccount
 
 from tests.functional.conftest import GOOD_POLICY, HOME, REPLICA, THIRD
@@ -191,7 +191,9 @@ def canary_env(account: SimulatedAccount, monkeypatch: pytest.MonkeyPatch) -> It
     for name, value in account.environment(REGIONS).items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("KMS_GUARD_CANARY_ROLE_ARN", CANARY_ROLE)
-    monkeypatch.setattr(runtime, "wire", lambda settings: wire(settings, ClientFactory(account.session)))
+    monkeypatch.setattr(
+        runtime, "wire_fleet", lambda deployment: wire_fleet(deployment, ClientFactory(account.session))
+    )
     runtime.wired.cache_clear()
     canary._wired.cache_clear()
     monkeypatch.setattr(canary, "ClientFactory", lambda: ClientFactory(account.session))

@@ -13,7 +13,7 @@ from kms_guard import handlers
 from kms_guard.aws.clients import ClientFactory
 from kms_guard.handlers import kms_event, runtime, scheduled_check
 from kms_guard.settings import SettingsError
-from kms_guard.wiring import wire
+from kms_guard.wiring import wire_fleet
 
 from tests.functional.conftest import HOME, REPLICA, Account
 from tests.functional.test_scenarios import break_policy
@@ -36,7 +36,9 @@ def lambda_env(account: Account, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ac
     monkeypatch.setenv("KMS_GUARD_REMEDIATION", "restore-statement")
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "KmsGuard")
     # The real wiring, on the test session so its call counter and fault injection see the handler's calls.
-    monkeypatch.setattr(runtime, "wire", lambda settings: wire(settings, ClientFactory(account.session)))
+    monkeypatch.setattr(
+        runtime, "wire_fleet", lambda deployment: wire_fleet(deployment, ClientFactory(account.session))
+    )
     runtime.wired.cache_clear()
     yield account
     runtime.wired.cache_clear()

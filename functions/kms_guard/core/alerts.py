@@ -45,6 +45,7 @@ SUBJECT_PHRASE: dict[Code, str] = {
     Code.PUBLIC_PRINCIPAL: "public key policy",
     Code.POLICY_INVALID: "invalid key policy",
     Code.VERDICT_DISPUTED: "verdict disputed by Access Analyzer",
+    Code.REPLICA_UNWATCHED: "has an unwatched replica",
 }
 
 IMPACT: dict[Code, str] = {
@@ -66,6 +67,8 @@ IMPACT: dict[Code, str] = {
     "rely on it.",
     Code.PUBLIC_PRINCIPAL: "Not a problem for {vendor}, but anyone may use this key for the actions the statement "
     "lists.",
+    Code.REPLICA_UNWATCHED: "The guard reads and evaluates this replica on every check, but no rule forwards its "
+    "Region's events: a change to it there is seen by the next scheduled check, not within minutes.",
     Code.VERDICT_DISPUTED: "The guard and IAM Access Analyzer disagree about {vendor}'s access: one of them is wrong. "
     "The guard makes no repair in this Region until they agree.",
 }
@@ -163,8 +166,9 @@ def subject_for(kind: AlertKind, report: KeyReport, vendor: VendorProfile, key_i
         text = f"[RESOLVED] {name} key {key_id} compliant in all Regions"
     else:
         findings = sorted(report.findings, key=lambda f: (f.severity != "critical", list(Code).index(f.code)))
+        top_severity = findings[0].severity if findings else "warning"
         label = {"reminder": "REMINDER", "suspended": "ACTION NEEDED"}.get(
-            kind, "CRITICAL" if findings and findings[0].severity == "critical" else "WARNING"
+            kind, {"critical": "CRITICAL", "info": "INFO"}.get(top_severity, "WARNING")
         )
         if not findings:
             text = f"[{label}] {name} key {key_id}"
@@ -229,7 +233,27 @@ def fix_commands(finding: Finding, key_arn: str, home_region: str) -> list[str]:
         return [f"{get_policy} > policy.json", "kms-guard check-policy policy.json --second-opinion  # both answers"]
     if code == Code.KEY_UNUSABLE:
         return [f"aws kms describe-key --region {region} --key-id {arn}  # see the key state and act on it"]
+    if code == Code.REPLICA_UNWATCHED:
+        match = WATCH_REGIONS.search(finding.message)
+        regions = match.group(1) if match else f"<the key's Regions>,{region}"
+        listed = ", ".join(f'"{r}"' for r in regions.split(","))
+        return [
+            f'# cdk.json: in the "keys" entry whose keyArn is {arn}, set "regions": [{listed}]'
+            f" (a single-key deployment: -c regions={regions})",
+            "cdk deploy --all  # adds the forwarder in the new Region; the guard then hears its events within minutes",
+        ]
     return []
+
+
+WATCH_REGIONS = re.compile(r"set the key's regions to ([a-z0-9,-]+)")
+"""How a REPLICA_UNWATCHED message names the Region list that watches the replica (core.replicas writes it)."""
+
+
+def _worst_severity(findings: Sequence[Finding]) -> str:
+    for severity in ("critical", "warning"):
+        if any(f.severity == severity for f in findings):
+            return severity
+    return "info" if findings else "warning"
 
 
 def render_alert(
@@ -247,9 +271,7 @@ def render_alert(
     findings = report.findings
     codes = tuple(sorted({f.code.value for f in findings}))
     regions = tuple(r.region for r in report.regions if r.findings)
-    severity = (
-        "info" if kind == "resolved" else ("critical" if any(f.severity == "critical" for f in findings) else "warning")
-    )
+    severity = "info" if kind == "resolved" else _worst_severity(findings)
     event_name = clean(event.name, 60) if event else "none"
 
     lines: list[str] = []

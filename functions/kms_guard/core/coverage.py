@@ -523,18 +523,21 @@ def render_coverage_alert(
     key_arn: str,
     vendor_name: str,
     check_minutes: int,
+    key_count: int = 1,
 ) -> Alert:
     """A warning (an all-clear is info): the key is fine, but changes in these Regions are seen only by the
-    scheduled check. Its own subject (`[COVERAGE]`), so subscribers can tell it from an alert about the key."""
+    scheduled check. Its own subject (`[COVERAGE]`), so subscribers can tell it from an alert about the key. A
+    deployment of many keys has one sight for all (`key_count` keys): the alert names the deployment, not a key."""
     key_id = key_arn.rsplit("/", 1)[-1]
     vendor = clean(vendor_name, 40)
+    who = f"{clean(vendor_name, 20)} key {key_id}" if key_count <= 1 else f"kms-guard ({key_count} keys)"
     blind = [r for r in report.regions if r.status != "ok"]
     if change.kind == "resolved":
-        subject = f"[COVERAGE OK] {clean(vendor_name, 20)} key {key_id}: the guard sees every Region again"
+        subject = f"[COVERAGE OK] {who}: the guard sees every Region again"
     else:
         top = min(report.findings, key=lambda f: list(CoverageCode).index(f.code))
         where = blind[0].region + (f" (+{len(blind) - 1} more)" if len(blind) > 1 else "")
-        subject = f"[COVERAGE] {clean(vendor_name, 20)} key {key_id} {_SUBJECT_PHRASE[top.code]} in {where}"
+        subject = f"[COVERAGE] {who} {_SUBJECT_PHRASE[top.code]} in {where}"
     subject = clean(subject, 1000)
     if len(subject) > MAX_SUBJECT:
         subject = subject[: MAX_SUBJECT - 3] + "..."
@@ -545,8 +548,11 @@ def render_coverage_alert(
             "resolved": "All clear: the guard sees KMS changes in every watched Region again.",
         }[change.kind],
         "",
-        f"Key: {key_arn}",
-        f"Vendor: {vendor}",
+        *(
+            [f"Key: {key_arn}", f"Vendor: {vendor}"]
+            if key_count <= 1
+            else [f"Keys: the {key_count} keys this deployment guards (their Regions, together)"]
+        ),
         f"Coverage: {report.verdict.upper()}",
     ]
     if change.previous_codes and change.kind != "problem":

@@ -180,6 +180,24 @@ def _parse_kms_event(
     return KeyEvent("kms-event", name, envelope_id, region, time)
 
 
+def candidate_identifiers(event: Any) -> Iterator[str]:
+    """Every key identifier an event carries (ARNs and bare IDs, as text), at most MAX_CANDIDATES: what routes an
+    event among many keys. Which of them really identifies a key is `parse_event`'s call, per key."""
+    if not isinstance(event, Mapping):
+        return
+    detail = event.get("detail")
+    candidates: list[Iterator[Any]] = []
+    if isinstance(detail, Mapping):
+        candidates.append(_candidate_ids(detail))
+        candidates.append(iter([detail.get("key-id")]))
+    resources = event.get("resources")
+    if isinstance(resources, list):
+        candidates.append(iter(resources))
+    for candidate in itertools.islice(itertools.chain(*candidates), MAX_CANDIDATES):
+        if isinstance(candidate, str) and candidate:
+            yield candidate[:MAX_FIELD]
+
+
 def _candidate_ids(detail: Mapping[str, Any]) -> Iterator[Any]:
     resources = detail.get("resources")
     if isinstance(resources, list):

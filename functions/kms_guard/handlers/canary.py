@@ -17,9 +17,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from kms_guard.aws.canary import CanarySender
 from kms_guard.aws.clients import ClientFactory
+from kms_guard.deployment import Deployment, deployment_from_env
 from kms_guard.handlers import ends_initialisation
 from kms_guard.handlers.runtime import logger, metrics
-from kms_guard.settings import Settings, settings_from_env
 
 
 class CanaryFailed(RuntimeError):
@@ -27,16 +27,16 @@ class CanaryFailed(RuntimeError):
 
 
 @functools.cache
-def _wired() -> tuple[Settings, CanarySender]:
-    return settings_from_env(os.environ), CanarySender(ClientFactory())
+def _wired() -> tuple[Deployment, CanarySender]:
+    return deployment_from_env(os.environ), CanarySender(ClientFactory())
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 @ends_initialisation
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    settings, sender = _wired()
-    results = sender.send(settings.regions)
+    deployment, sender = _wired()
+    results = sender.send(deployment.regions)
     failed = {region: error for region, error in results.items() if error}
     metrics.add_metric(name="CanarySent", unit=MetricUnit.Count, value=len(results) - len(failed))
     logger.info("canary sent", extra={"regions": sorted(results), "failed": failed})

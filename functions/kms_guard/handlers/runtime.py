@@ -13,28 +13,51 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
+from kms_guard.deployment import deployment_from_env
+from kms_guard.fleet import FleetResult, raise_failures
 from kms_guard.guard import Result
-from kms_guard.settings import settings_from_env
-from kms_guard.wiring import Wired, wire
+from kms_guard.wiring import WiredFleet, wire_fleet
 
 logger = Logger(service="kms-guard")
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "KmsGuard"), service="kms-guard")
 
 
 @functools.cache
-def wired() -> Wired:
-    settings = settings_from_env(os.environ)
+def wired() -> WiredFleet:
+    deployment = deployment_from_env(os.environ)
+    first = deployment.first
     logger.info(
         "settings loaded",
         extra={
-            "key_arn": settings.key_arn,
-            "regions": list(settings.regions),
-            "remediation": settings.remediation,
-            "restore_key_state": settings.restore_key_state,
-            "dry_run": settings.dry_run,
+            "keys": len(deployment.keys),
+            "key_arn": first.key_arn if len(deployment.keys) == 1 else None,
+            "regions": list(deployment.regions),
+            "remediation": sorted({s.remediation for s in deployment.keys}),
+            "restore_key_state": any(s.restore_key_state for s in deployment.keys),
+            "dry_run": first.dry_run,
         },
     )
-    return wire(settings)
+    return wire_fleet(deployment)
+
+
+def record_fleet(outcome: FleetResult) -> dict[str, Any]:
+    """Record every key's result (and the deployment's sight); then fail the invocation if some key's check raised,
+    after all the others were recorded."""
+    if outcome.ignored is not None:
+        record(outcome.ignored)
+    for key_arn, result in outcome.results:
+        logger.append_keys(key_arn=key_arn)
+        try:
+            record(result)
+        finally:
+            logger.remove_keys(["key_arn"])
+    if outcome.sight is not None:
+        record(outcome.sight)
+    for key_arn, error in outcome.failed.items():
+        metrics.add_metric(name="KeyCheckFailed", unit=MetricUnit.Count, value=1)
+        logger.error("key check failed", extra={"key_arn": key_arn, "error": error})
+    raise_failures(outcome)
+    return outcome.to_dict()
 
 
 def record(result: Result) -> dict[str, Any]:
