@@ -52,8 +52,10 @@ FIELDS = {
     "regions": "regions",
     "remediation": "remediation",
     "restoreKeyState": "restore_key_state",
+    "vendorAccount": "vendor_account",
 }
-"""An entry's fields (context spelling) and the settings they set."""
+"""An entry's fields (context spelling) and the settings they set. `vendorAccount` is beyond design.md's list: some
+vendors (TiDB Cloud) are granted an account ID the customer learns from them, as the single-key `vendorAccount`."""
 SHARED_ONLY = ("topic_arn", "state_table", "dry_run", "trusted_principals", "security_hub", "finding_events")
 
 
@@ -200,6 +202,8 @@ def _entry_settings(
     roles = [r.strip() for r in values.get("vendor_roles", []) if r.strip()]
     if roles:
         normal["vendorRoles"] = list(dict.fromkeys(roles))
+    if str(values.get("vendor_account") or "").strip():
+        normal["vendorAccount"] = str(values["vendor_account"]).strip()
     if settings.remediation != "off":
         normal["remediation"] = settings.remediation
     if settings.restore_key_state:
@@ -255,7 +259,7 @@ def deployment_from_env(environ: Mapping[str, str]) -> Deployment:
     arguments = env_arguments(environ)
     if not keys_file:
         return Deployment((settings_from_env(environ),))
-    given = [ENV_NAMES[name] for name in PER_KEY if name in ("key_arn", "vendor", "vendor_profile") and arguments[name]]
+    given = [ENV_NAMES[name] for name in ("key_arn", "vendor", "vendor_profile", "vendor_account") if arguments[name]]
     if given:
         raise SettingsError(
             f"{ENV_NAMES['keys_file']} and {', '.join(given)}: give the keys file or the single-key variables, not both"
@@ -267,7 +271,7 @@ def deployment_from_env(environ: Mapping[str, str]) -> Deployment:
         raise SettingsError(f"{ENV_NAMES['keys_file']}: cannot read {keys_file[:200]}: {exc.strerror or exc}") from None
     if len(text) > MAX_KEYS_FILE:
         raise SettingsError(f"{ENV_NAMES['keys_file']}: {keys_file[:200]} is over {MAX_KEYS_FILE} characters")
-    shared = {name: value for name, value in arguments.items() if name not in PER_KEY and name != "vendor_account"}
+    shared = {name: value for name, value in arguments.items() if name not in PER_KEY}
     try:
         return deployment_from_file(text, shared=shared, label=ENV_NAMES["keys_file"])
     except KeyListError as exc:

@@ -45,13 +45,14 @@ class FleetResult:
     sight: Result | None = None
     ignored: Result | None = None
     """Set when the event concerned no configured key (or was a canary): why."""
+    many: bool = True
+    """From a deployment of many keys (output per key); one key's output is that key's, as it always was."""
 
     @property
     def single(self) -> Result | None:
-        """The one key's result, when the deployment guards one key (its output is that key's, as before)."""
         if self.ignored is not None:
             return self.ignored
-        return self.results[0][1] if len(self.results) == 1 and self.sight is None and not self.failed else None
+        return self.results[0][1] if not self.many and len(self.results) == 1 else None
 
     def to_dict(self) -> dict[str, Any]:
         one = self.single
@@ -105,7 +106,7 @@ class Fleet:
 
     def handle(self, raw_event: Any) -> FleetResult:
         if len(self.guards) == 1 and self.sight is None:
-            return FleetResult([(self.guards[0].settings.key_arn, self.guards[0].handle(raw_event))])
+            return FleetResult([(self.guards[0].settings.key_arn, self.guards[0].handle(raw_event))], many=False)
         if self.sight is not None:
             canary = self.sight.handle(raw_event)
             if canary.canary_region is not None:
@@ -119,11 +120,16 @@ class Fleet:
             if reason == "event is about another key":
                 reason = "event is about a key this deployment does not guard"
             return FleetResult(ignored=Result("ignored", reason))
-        return FleetResult([(g.settings.key_arn, g.handle(raw_event)) for g in guards])
+        results = [(g.settings.key_arn, g.handle(raw_event)) for g in guards]
+        if all(result.decision == "ignored" for _, result in results):
+            return FleetResult(ignored=results[0][1])  # a failed call, a duplicate delivery: the same for every key
+        return FleetResult(results)
 
     def scheduled_check(self, raw_event: Mapping[str, Any] | None = None) -> FleetResult:
         if len(self.guards) == 1 and self.sight is None:
-            return FleetResult([(self.guards[0].settings.key_arn, self.guards[0].scheduled_check(raw_event))])
+            return FleetResult(
+                [(self.guards[0].settings.key_arn, self.guards[0].scheduled_check(raw_event))], many=False
+            )
         out = FleetResult()
         workers = min(self._max_workers, len(self.guards))
         with ThreadPoolExecutor(max_workers=workers + 1, thread_name_prefix="key-check") as pool:

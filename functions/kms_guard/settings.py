@@ -290,7 +290,16 @@ ENV_NAMES = {
 }
 
 
-PER_KEY = ("key_arn", "regions", "remediation", "restore_key_state", "vendor", "vendor_roles", "vendor_profile")
+PER_KEY = (
+    "key_arn",
+    "regions",
+    "remediation",
+    "restore_key_state",
+    "vendor",
+    "vendor_roles",
+    "vendor_profile",
+    "vendor_account",
+)
 """The settings each entry of a key list sets for itself (deployment.FIELDS); everything else the deployment shares."""
 
 
