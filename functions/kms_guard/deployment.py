@@ -154,6 +154,9 @@ def parse_key_list(
             continue
         try:
             settings, normal = _entry_settings(entry, key, where, shared or {}, home.region, read_file)
+        except KeyListError as exc:
+            problems.extend(p for p in exc.problems if p not in problems)  # a shared setting's problem: once
+            continue
         except SettingsError as exc:
             problems.append(str(exc))
             continue
@@ -173,6 +176,7 @@ def _entry_settings(
     read_file: Callable[[str], str] | None,
 ) -> tuple[Settings, dict[str, Any]]:
     values: dict[str, Any] = {}
+    problems: list[str] = []
     for field, setting in FIELDS.items():
         value = entry.get(field)
         if value is None:
@@ -181,19 +185,46 @@ def _entry_settings(
             if isinstance(value, str):
                 value = value.split(",")
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise SettingsError(f"{where}.{field}: must be a list of strings or a comma-separated string")
+                problems.append(f"{where}.{field}: must be a list of strings or a comma-separated string")
+                continue
         elif setting == "restore_key_state":
             if not isinstance(value, bool | str):
-                raise SettingsError(f"{where}.{field}: must be true or false, not {_kind(value)}")
+                problems.append(f"{where}.{field}: must be true or false, not {_kind(value)}")
+                continue
         elif not isinstance(value, str):
-            raise SettingsError(f"{where}.{field}: must be a string, not {_kind(value)}")
+            problems.append(f"{where}.{field}: must be a string, not {_kind(value)}")
+            continue
         values[setting] = value
     profile = values.get("vendor_profile")
     if isinstance(profile, str) and profile.strip():
-        values["vendor_profile"] = _profile(profile.strip(), f"{where}.vendorProfile", read_file)
+        try:
+            values["vendor_profile"] = _profile(profile.strip(), f"{where}.vendorProfile", read_file)
+        except SettingsError as exc:
+            problems.append(str(exc))
+            values.pop("vendor_profile")
     values["key_arn"] = str(key)
     names = {setting: f"{where}.{field}" for field, setting in FIELDS.items()}
-    settings = build_settings(**{**shared, **values}, home_region=home, names=names)
+    # build_settings stops at its first problem: set aside the field it names and ask again, so one entry's
+    # problems are all reported at once (at most one round per field).
+    settings: Settings | None = None
+    common = dict(shared)
+    for _ in range(len(FIELDS) + len(common) + 1):
+        try:
+            settings = build_settings(**{**common, **values}, home_region=home, names=names)
+            break
+        except SettingsError as exc:
+            message = str(exc)
+            problems.append(message)
+            culprits = [s for s, label in names.items() if message.startswith(label) and s in values and s != "key_arn"]
+            for culprit in culprits:
+                values.pop(culprit)
+            shared_culprits = [s for s in common if not culprits and message.startswith(f"{names.get(s, s)}:")]
+            for culprit in shared_culprits:
+                common.pop(culprit)
+            if not culprits and not shared_culprits:
+                break  # the key itself: nothing left to set aside
+    if problems or settings is None:
+        raise KeyListError(problems)
     normal: dict[str, Any] = {"keyArn": settings.key_arn, "regions": list(settings.regions)}
     if values.get("vendor_profile"):
         normal["vendorProfile"] = values["vendor_profile"]
@@ -239,8 +270,8 @@ def deployment_from_file(text: str, *, shared: Mapping[str, Any], label: str) ->
     """The deployed keys file back into a Deployment (profiles embedded, nothing else is read)."""
     try:
         document = json.loads(text)
-    except ValueError as exc:
-        raise KeyListError([f"{label}: not JSON ({exc})"]) from None
+    except (ValueError, RecursionError) as exc:
+        raise KeyListError([f"{label}: not JSON ({' '.join(str(exc).split())[:200]})"]) from None
     if not isinstance(document, Mapping) or document.get("format") != KEYS_FORMAT:
         raise KeyListError([f"{label}: not a kms-guard keys file (format {KEYS_FORMAT})"])
     return parse_key_list(document.get("keys"), shared=shared, label=f"{label} keys")
@@ -259,7 +290,7 @@ def deployment_from_env(environ: Mapping[str, str]) -> Deployment:
     arguments = env_arguments(environ)
     if not keys_file:
         return Deployment((settings_from_env(environ),))
-    given = [ENV_NAMES[name] for name in ("key_arn", "vendor", "vendor_profile", "vendor_account") if arguments[name]]
+    given = [ENV_NAMES[name] for name in PER_KEY if environ.get(ENV_NAMES[name], "").strip()]
     if given:
         raise SettingsError(
             f"{ENV_NAMES['keys_file']} and {', '.join(given)}: give the keys file or the single-key variables, not both"

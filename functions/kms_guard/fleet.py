@@ -16,20 +16,26 @@ deployment's sight (coverage and canaries) over the union of the keys' Regions, 
 
 from __future__ import annotations
 
+import time
 import traceback
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
 from kms_guard.core.arns import ArnError, KeyArn
 from kms_guard.core.events import MAX_CANDIDATES, Ignored, candidate_identifiers, parse_event
+from kms_guard.core.findings import Code, Finding, KeyReport, RegionReport
 from kms_guard.guard import Guard, Result
 
 MAX_KEY_WORKERS = 16
 """Keys checked at once by the scheduled check (each reads its Regions concurrently: about 3 threads per key)."""
 SIGHT_PK = "kms-guard#deployment"
 """The state partition of a many-key deployment's sight (never a key ID: key IDs have no `#`)."""
+
+
+UNFINISHED = "not finished when the scheduled check ran out of time (AWS is slow?): checked again next time"
 
 
 class KeysFailed(RuntimeError):
@@ -81,6 +87,7 @@ class Fleet:
         self.sight = sight
         self._max_workers = max(1, max_workers)
         self._by_id: dict[str, Guard] = {g.settings.key.key_id: g for g in self.guards}
+        self._rounds = 0
 
     def route(self, raw_event: Any) -> list[Guard]:
         """The configured keys the event names (by full key ARN of the deployment's account, or bare key ID): a
@@ -120,39 +127,61 @@ class Fleet:
             if reason == "event is about another key":
                 reason = "event is about a key this deployment does not guard"
             return FleetResult(ignored=Result("ignored", reason))
-        results = [(g.settings.key_arn, g.handle(raw_event)) for g in guards]
-        if all(result.decision == "ignored" for _, result in results):
-            return FleetResult(ignored=results[0][1])  # a failed call, a duplicate delivery: the same for every key
-        return FleetResult(results)
+        out = FleetResult()
+        for guard in guards:  # one after the other (a rare event names two); one's failure does not stop the next
+            try:
+                out.results.append((guard.settings.key_arn, guard.handle(raw_event)))
+            except Exception as exc:
+                out.failed[guard.settings.key_arn] = _error(exc)
+        if not out.failed and all(result.decision == "ignored" for _, result in out.results):
+            return FleetResult(ignored=out.results[0][1])  # a failed call, a duplicate delivery: the same for every key
+        return out
 
-    def scheduled_check(self, raw_event: Mapping[str, Any] | None = None) -> FleetResult:
+    def scheduled_check(self, raw_event: Mapping[str, Any] | None = None, deadline: float | None = None) -> FleetResult:
+        """Every key, at most MAX_KEY_WORKERS at a time. `deadline` (time.monotonic()): no key is started after it,
+        and a key still running then is reported as not finished, so the invocation ends, and logs every key, before
+        Lambda's timeout would cut it off. Each check starts at a different key, so under a slow AWS the same keys
+        are not always the ones left out."""
         if len(self.guards) == 1 and self.sight is None:
             return FleetResult(
                 [(self.guards[0].settings.key_arn, self.guards[0].scheduled_check(raw_event))], many=False
             )
         out = FleetResult()
         workers = min(self._max_workers, len(self.guards))
-        with ThreadPoolExecutor(max_workers=workers + 1, thread_name_prefix="key-check") as pool:
+        start = (self._rounds * workers) % len(self.guards)
+        self._rounds += 1
+        order = [*self.guards[start:], *self.guards[:start]]
+        pool = ThreadPoolExecutor(max_workers=workers + 1, thread_name_prefix="key-check")
+        try:
             sight = pool.submit(self.sight.scheduled_check, raw_event) if self.sight is not None else None
-            futures = [(g.settings.key_arn, pool.submit(_check, g, raw_event)) for g in self.guards]
-            for arn, future in futures:
-                result, error = future.result()
+            futures = {g.settings.key_arn: pool.submit(_check, g, raw_event, deadline) for g in order}
+            for guard in self.guards:
+                arn = guard.settings.key_arn
+                try:
+                    result, error = futures[arn].result(timeout=_left(deadline))
+                except FutureTimeout:
+                    result, error = None, UNFINISHED
                 if result is not None:
                     out.results.append((arn, result))
                 else:
                     out.failed[arn] = error or "failed"
             if sight is not None:
                 try:
-                    out.sight = sight.result()
+                    out.sight = sight.result(timeout=_left(deadline))
+                except FutureTimeout:
+                    out.failed["sight"] = "not finished when the scheduled check ran out of time: read again next time"
                 except Exception as exc:  # the keys' results stand; the sight's failure is reported with them
                     out.failed["sight"] = _error(exc)
+        finally:
+            pool.shutdown(wait=deadline is None, cancel_futures=True)
         return out
 
     def check(self) -> list[tuple[str, Result]]:
-        """Read-only check of every key (the CLI's `check --config`), concurrently, in the order configured."""
+        """Read-only check of every key (the CLI's `check --config`), concurrently, in the order configured. A key
+        whose check raises is POLICY_UNREADABLE in each of its Regions (the guard cannot see it), never left out."""
         workers = min(self._max_workers, len(self.guards))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="key-check") as pool:
-            results = list(pool.map(Guard.check_result, self.guards))
+            results = list(pool.map(_check_result, self.guards))
         return [(g.settings.key_arn, r) for g, r in zip(self.guards, results, strict=True)]
 
 
@@ -162,11 +191,38 @@ def raise_failures(result: FleetResult) -> None:
         raise KeysFailed("; ".join(f"{arn}: {error}" for arn, error in result.failed.items()))
 
 
-def _check(guard: Guard, raw_event: Mapping[str, Any] | None) -> tuple[Result | None, str | None]:
+def _left(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+def _check(
+    guard: Guard, raw_event: Mapping[str, Any] | None, deadline: float | None
+) -> tuple[Result | None, str | None]:
+    if deadline is not None and time.monotonic() >= deadline:
+        return None, "not started: the scheduled check ran out of time (AWS is slow?); checked again next time"
     try:
         return guard.scheduled_check(raw_event), None
     except Exception as exc:  # one key's failure must not hide the others': it is reported after them all
         return None, _error(exc)
+
+
+def _check_result(guard: Guard) -> Result:
+    try:
+        return guard.check_result()
+    except Exception as exc:
+        error = _error(exc)
+        settings = guard.settings
+        regions = tuple(
+            RegionReport(
+                region,
+                settings.region_key_arn(region),
+                None,
+                (Finding(Code.POLICY_UNREADABLE, "critical", region, f"the check of this key failed: {error}"),),
+            )
+            for region in settings.regions
+        )
+        report = KeyReport(settings.key_arn, regions)
+        return Result("evaluated", None, None, report, found=report)
 
 
 def _error(exc: BaseException) -> str:

@@ -140,6 +140,11 @@ def build_settings(
         key = KeyArn.parse(key_arn.strip())
     except ArnError as exc:
         raise SettingsError(f"{name('key_arn')}: {exc}") from None
+    if not key.has_key_id_shape:
+        raise SettingsError(
+            f"{name('key_arn')}: {key.key_id[:80]!r} is not a KMS key ID (a lower-case UUID, or mrk- and 32 hex digits "
+            "for a multi-Region key)"
+        )
     try:
         region_list = parse_regions(regions or "", key.region)
     except ArnError as exc:
@@ -216,6 +221,7 @@ def build_settings(
 
 
 PROFILE_PREFIX = "zlib+base64:"
+MAX_PROFILE_TEXT = profiles.MAX_PROFILE_BYTES + 1
 """How a user's profile travels in KMS_GUARD_VENDOR_PROFILE: this prefix, then base64(zlib(compact JSON))."""
 
 
@@ -231,7 +237,14 @@ def decode_profile(value: str, label: str) -> str:
     if not value.startswith(PROFILE_PREFIX):
         return value
     try:
-        return zlib.decompress(base64.b64decode(value[len(PROFILE_PREFIX) :], validate=True)).decode("utf-8")
+        inflate = zlib.decompressobj()
+        # bounded: a profile is at most MAX_PROFILE_BYTES, and a small deflate stream can inflate to gigabytes
+        data = inflate.decompress(base64.b64decode(value[len(PROFILE_PREFIX) :], validate=True), MAX_PROFILE_TEXT)
+        if inflate.unconsumed_tail or len(data) >= MAX_PROFILE_TEXT:
+            raise SettingsError(f"{label}: the embedded profile is larger than {profiles.MAX_PROFILE_BYTES} bytes")
+        return data.decode("utf-8")
+    except SettingsError:
+        raise
     except (ValueError, zlib.error) as exc:
         raise SettingsError(f"{label}: not a {PROFILE_PREFIX} profile ({exc})") from None
 

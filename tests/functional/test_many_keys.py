@@ -244,6 +244,7 @@ def test_the_guard_never_writes_to_an_unwatched_replica(account: Account, three_
     assert "REPLICA_UNWATCHED" in alert["codes"]
     assert "ACTION_NOT_GRANTED" in alert["codes"]
     assert f'"regions": ["{HOME}", "{REPLICA}", "{THIRD}"]' in alert["message"]  # the exact context change
+    assert f"keyArn is {three_region_key.key_arn}," in alert["message"]  # the entry as configured
     assert "cdk deploy --all" in alert["message"]
 
 
@@ -297,3 +298,67 @@ def test_routing_matches_key_ids_of_this_account_only(account: Account, databric
     ]
     # identifiers beyond the bound are not looked at: an event cannot make routing expensive
     assert routed(*(["alias/x"] * 64), databricks_key.key_arn) == []
+
+
+def test_an_event_naming_two_keys_reaches_the_second_when_the_first_fails(
+    account: Account, databricks_key: Account
+) -> None:
+    wired = fleet_of(account, entries(account, databricks_key))
+    databricks_key.put_policy(HOME, policy_text(admin_statement()))
+    event = databricks_key.event("put-key-policy-removes-decrypt", region=HOME, new_id=True)
+    event["detail"]["resources"].insert(0, {"ARN": account.key_arn, "type": "AWS::KMS::Key"})  # routed first
+    account.fail_call("dynamodb.PutItem", "ProvisionedThroughputExceededException")  # the first key's event claim
+    outcome = wired.fleet.handle(event)
+    assert list(outcome.failed) == [account.key_arn]
+    assert key_ids(outcome.results) == [databricks_key.key_id]
+    [alert] = account.delivered_alerts()
+    assert databricks_key.key_id in alert["subject"]
+    with pytest.raises(KeysFailed):  # then the invocation fails: Lambda retries; the second key's claim dedupes it
+        runtime.record_fleet(outcome)
+
+
+def test_a_check_that_raises_is_unreadable_for_that_key_only(
+    account: Account, databricks_key: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wired = fleet_of(account, entries(account, databricks_key))
+    guard = wired.fleet.guards[0]
+
+    def broken() -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(guard, "check_result", broken)
+    [(first_arn, first), (second_arn, second)] = wired.fleet.check()
+    assert (first_arn, second_arn) == (account.key_arn, databricks_key.key_arn)
+    assert first.report is not None
+    assert first.report.verdict == "non-compliant"
+    assert {f.code for f in first.report.findings} == {Code.POLICY_UNREADABLE}
+    assert [r.region for r in first.report.regions] == [HOME, REPLICA]
+    assert second.report is not None
+    assert second.report.verdict == "compliant"
+
+
+def test_the_scheduled_check_stops_starting_keys_at_its_deadline(
+    account: Account, databricks_key: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    wired = fleet_of(account, entries(account, databricks_key))
+    out = wired.fleet.scheduled_check(deadline=time.monotonic() - 1)  # already out of time: nothing is started
+    assert out.results == []
+    assert set(out.failed) >= {account.key_arn, databricks_key.key_arn}
+    assert all("ran out of time" in out.failed[k] for k in (account.key_arn, databricks_key.key_arn))
+
+    state = wired.states[account.key_id]
+    slow_load = state.load
+
+    def slow() -> Any:
+        time.sleep(1.5)
+        return slow_load()
+
+    monkeypatch.setattr(state, "load", slow)
+    started = time.monotonic()
+    out = wired.fleet.scheduled_check(deadline=time.monotonic() + 0.5)
+    assert time.monotonic() - started < 1.4  # it returned at its deadline, not when the slow key finished
+    assert "not finished when the scheduled check ran out of time" in out.failed[account.key_arn]
+    assert key_ids(out.results) == [databricks_key.key_id]
+    time.sleep(1.2)  # let the slow key's thread finish before moto's mock ends

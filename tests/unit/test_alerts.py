@@ -153,3 +153,47 @@ def test_body_stays_under_the_sns_limit_however_large_the_policy() -> None:
     alert = render_alert("problem", rep, ROCKSET, event=EVENT)
     assert len(alert.body.encode()) <= MAX_BODY_BYTES < 256 * 1024
     assert alert.body.endswith("(truncated)\n")
+
+
+def _with_unwatched(base: KeyReport) -> KeyReport:
+    from kms_guard.core.replicas import mark_unwatched
+
+    extra = RegionReport("eu-west-1", base.key_arn.replace("us-west-2", "eu-west-1"), "Enabled", ())
+    return mark_unwatched(KeyReport(base.key_arn, (*base.regions, extra)), [r.region for r in base.regions])
+
+
+def test_an_unwatched_replica_is_information_and_never_keeps_the_all_clear_away() -> None:
+    from kms_guard.core.alerts import Reported, decide_alerts
+
+    fine, broken = _with_unwatched(report()), _with_unwatched(report(replica_state="Disabled"))
+    assert fine.verdict == "compliant"
+
+    def kinds(previous: KeyReport | None, found: KeyReport) -> list[str]:
+        reported = (
+            Reported(fingerprint(previous.findings), tuple(sorted({f.code.value for f in previous.findings})), 0.0)
+            if previous is not None
+            else Reported()
+        )
+        return [p.kind for p in decide_alerts(reported, found, found, suspended=False, now=1.0, reminder_seconds=10)]
+
+    assert kinds(None, fine) == ["problem"]  # news, once, of severity info
+    alert = render_alert("problem", fine, ROCKSET, event=None)
+    assert alert.severity == "info"
+    assert alert.subject.startswith("[INFO] Rockset key")
+    assert "unwatched replica in eu-west-1" in alert.subject
+    assert kinds(fine, fine) == []  # and then quiet
+    assert kinds(fine, broken) == ["problem"]  # a real problem on a key that was fine is a problem, not a change
+    assert kinds(broken, fine) == ["resolved"]  # and its end is an all-clear, whatever information remains
+    assert kinds(fine, report()) == ["resolved"]  # the replica watched now: nothing left to say but all clear
+
+
+def test_the_unwatched_replica_fix_names_the_entry_as_configured() -> None:
+    from kms_guard.core.alerts import fix_commands
+
+    fine = _with_unwatched(report())
+    [finding] = [f for f in fine.findings if f.code == Code.REPLICA_UNWATCHED]
+    commands = fix_commands(finding, fine.key_arn.replace("us-west-2", "eu-west-1"), "us-west-2")
+    assert f"keyArn is {fine.key_arn}," in commands[0]
+    regions = ", ".join(f'"{r.region}"' for r in fine.regions)
+    assert f'"regions": [{regions}]' in commands[0]
+    assert commands[1].startswith("cdk deploy --all")

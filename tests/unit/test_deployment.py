@@ -214,3 +214,51 @@ def test_single_region_keys_only_for_vendors_that_allow_them() -> None:
     assert deployment.keys[0].regions == ("us-west-2",)
     [line] = problems([{"keyArn": SINGLE}])
     assert "Rockset requires one" in line
+
+
+def test_one_entrys_problems_are_all_reported_and_a_shared_one_once() -> None:
+    found = problems(
+        [
+            {"keyArn": MRK, "regions": ["eu-west-1"], "remediation": "x", "restoreKeyState": "maybe", "vendor": "acme"},
+            {"keyArn": MRK2},
+        ],
+        shared={"state_table": "x"},
+    )
+    assert sum(line.startswith("keys[0].") for line in found) == 4
+    assert found.count("state_table: not a DynamoDB table name: 'x'") == 1
+    assert len(found) == 5
+
+
+@pytest.mark.parametrize(
+    "key_id",
+    ["MRK-0123456789ABCDEF0123456789ABCDEF", "1234ABCD-12AB-34CD-56EF-1234567890AB", "x", "mrk-123"],
+)
+def test_a_key_id_kms_would_never_issue_is_refused(key_id: str) -> None:
+    """CloudTrail names keys by their IDs as KMS issues them (lower case): any other spelling would never be matched
+    by an event, so the key would be guarded by the schedule alone, silently."""
+    [line] = problems([{"keyArn": f"arn:aws:kms:us-east-1:{ACCOUNT}:key/{key_id}", "vendor": "elastic"}])
+    assert line.startswith("keys[0].keyArn:")
+    assert "is not a KMS key ID" in line
+
+
+def test_a_hostile_keys_file_is_a_one_line_error(tmp_path: Path) -> None:
+    import base64
+    import zlib
+
+    deep = '{"format": 1, "keys": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    with pytest.raises(SettingsError) as caught:
+        deployment_from_env(env(tmp_path, deep))
+    assert str(caught.value).startswith("KMS_GUARD_KEYS_FILE: not JSON")
+    bomb = "zlib+base64:" + base64.b64encode(zlib.compress(b" " * 50_000_000, 9)).decode()
+    document = json.dumps({"format": 1, "keys": [{"keyArn": MRK, "vendorProfile": bomb}]})
+    with pytest.raises(SettingsError) as caught:
+        deployment_from_env(env(tmp_path, document))
+    assert "the embedded profile is larger than 65536 bytes" in str(caught.value)
+
+
+@pytest.mark.parametrize("variable", ["remediation", "regions", "restore_key_state", "vendor_roles", "vendor_account"])
+def test_a_per_key_variable_beside_the_keys_file_fails_the_cold_start(tmp_path: Path, variable: str) -> None:
+    document = keys_document(parse_key_list([{"keyArn": MRK}]))
+    with pytest.raises(SettingsError) as caught:
+        deployment_from_env(env(tmp_path, document, **{ENV_NAMES[variable]: "anything"}))
+    assert str(caught.value).startswith(f"KMS_GUARD_KEYS_FILE and {ENV_NAMES[variable]}")

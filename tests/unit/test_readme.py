@@ -61,3 +61,18 @@ def test_every_context_key_is_documented() -> None:
 
     for key in CONTEXT_KEYS:
         assert f"| `{key}` |" in README, key
+
+
+def test_the_keys_example_is_a_valid_key_list() -> None:
+    """The README's `keys` example is what users copy: it must pass the same validation as the app's and the CLI's."""
+    import json
+
+    from kms_guard.deployment import FIELDS, parse_key_list
+
+    section = README.split("### Many keys, one guard", 1)[1].split("\n### ", 1)[0]
+    [example] = re.findall(r"```json\n(.*?)```", section, re.S)
+    entries = json.loads(example)["context"]["keys"]
+    deployment = parse_key_list(entries)
+    assert len({s.vendor.name for s in deployment.keys}) >= 3
+    for field in FIELDS:
+        assert f"| `{field}` |" in section, field

@@ -237,6 +237,8 @@ def fix_commands(finding: Finding, key_arn: str, home_region: str) -> list[str]:
         match = WATCH_REGIONS.search(finding.message)
         regions = match.group(1) if match else f"<the key's Regions>,{region}"
         listed = ", ".join(f'"{r}"' for r in regions.split(","))
+        if match:  # the entry names the key in its own Region: the first of its Regions
+            arn = arn.replace(f":{region}:", f":{regions.split(',')[0]}:", 1)
         return [
             f'# cdk.json: in the "keys" entry whose keyArn is {arn}, set "regions": [{listed}]'
             f" (a single-key deployment: -c regions={regions})",
@@ -376,6 +378,15 @@ class AlertPlan:
     previous_codes: tuple[str, ...]
 
 
+INFO_CODES = frozenset({Code.REPLICA_UNWATCHED.value})
+"""Codes that are information, never a problem: a key with only these is fine (an all-clear is still `resolved`)."""
+
+
+def _fine(report: KeyReport) -> bool:
+    """No finding but information: nothing is wrong with the key."""
+    return all(f.severity == "info" for f in report.findings)
+
+
 def decide_alerts(
     reported: Reported,
     found: KeyReport,
@@ -387,8 +398,10 @@ def decide_alerts(
 ) -> list[AlertPlan]:
     """The alerts for one evaluation: `found` is the key as read, `final` the key after any repair.
 
-    - The findings as found differ from what was last reported: `problem` (was compliant), `resolved` (is compliant
-      now), else `changed`; `suspended` instead when remediation hit its rate limit (a tug of war needs a person).
+    - The findings as found differ from what was last reported: `problem` (was fine), `resolved` (is fine now), else
+      `changed`; `suspended` instead when remediation hit its rate limit (a tug of war needs a person). "Fine" means
+      no finding but information (REPLICA_UNWATCHED): a key with an unwatched replica still gets its all-clear, and
+      a new unwatched replica on a fine key is a `problem` of severity info.
     - A repair changed the findings: a second alert about the result (`resolved`, or `changed` if some remain).
     - Nothing changed, but a critical problem lasts: a `reminder` once `reminder_seconds` have passed since the last
       alert (a problem never alerted about counts as alerted at time 0).
@@ -396,20 +409,21 @@ def decide_alerts(
     """
     found_fp, final_fp = fingerprint(found.findings), fingerprint(final.findings)
     plans: list[AlertPlan] = []
+    was_fine = reported.fingerprint == "compliant" or set(reported.codes) <= INFO_CODES
     if found_fp != reported.fingerprint:
         kind: AlertKind
         if suspended:
             kind = "suspended"
-        elif reported.fingerprint == "compliant":
-            kind = "problem"
-        elif found_fp == "compliant":
+        elif _fine(found) and (found_fp == "compliant" or not was_fine):
             kind = "resolved"
+        elif was_fine:
+            kind = "problem"
         else:
             kind = "changed"
         plans.append(AlertPlan(kind, found, reported.codes))
     if final_fp != found_fp:
         found_codes = tuple(sorted({f.code.value for f in found.findings}))
-        plans.append(AlertPlan("resolved" if final_fp == "compliant" else "changed", final, found_codes))
+        plans.append(AlertPlan("resolved" if _fine(final) else "changed", final, found_codes))
     elif (
         not plans
         and any(f.severity == "critical" for f in final.findings)

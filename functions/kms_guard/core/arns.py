@@ -15,6 +15,7 @@ _KEY_ARN = re.compile(
 )
 _ALIAS_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[^:]*:[^:]*:alias/")
 _MRK_ID = re.compile(r"^mrk-(?:[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\Z")
+_SINGLE_REGION_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d\Z")
 
 
@@ -37,6 +38,12 @@ class KeyArn:
         if match is None:
             raise ArnError(f"not a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/KEY_ID): {text[:120]!r}")
         return cls(**match.groupdict())
+
+    @property
+    def has_key_id_shape(self) -> bool:
+        """A key ID as KMS issues them, lower case: a UUID, or `mrk-` and 32 hex digits (moto: `mrk-` and a UUID).
+        CloudTrail names keys this way, so a key configured in another spelling would never match its events."""
+        return self.is_multi_region or _SINGLE_REGION_ID.match(self.key_id) is not None
 
     @property
     def is_multi_region(self) -> bool:
