@@ -475,7 +475,7 @@ def _config_deployment(args: argparse.Namespace) -> Deployment:
         raise BadInput(f"{source}: not valid JSON: {exc.msg} at line {exc.lineno}") from None
     except RecursionError:
         raise BadInput(f"{source}: not valid JSON: nested too deeply") from None
-    base = Path.cwd() if args.config == "-" else Path(args.config).parent
+    base = Path.cwd() if args.config == "-" else Path(args.config).absolute().parent
     shared = {
         "security_hub": args.security_hub,
         "finding_events": args.finding_events,
@@ -521,7 +521,8 @@ def cmd_check_config(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             _print_coverage(coverage, out)
         counts = {v: sum(report.verdict == v for _, report, _ in keys) for v in _VERDICT_TEXT}
         tally = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
-        print(f"WORST VERDICT: {_VERDICT_TEXT[verdict]} ({len(keys)} keys: {tally})", file=out)
+        noun = "key" if len(keys) == 1 else "keys"
+        print(f"WORST VERDICT: {_VERDICT_TEXT[verdict]} ({len(keys)} {noun}: {tally})", file=out)
     return _with_coverage(VERDICT_EXIT[verdict], coverage, args.strict_coverage)
 
 
