@@ -5,8 +5,11 @@ checks through `kms_guard.handlers.scheduled_check.handler`, configured by the s
 sets. The SNS topic has an SQS queue subscribed, so alerts are shown exactly as a subscriber receives them. The opt-in
 Security Hub and EventBridge features are on: each step shows the Security Hub findings that changed, and the
 `KMS Guard Finding` events a rule on the default bus delivered to another SQS queue. After the Rockset key's story, a
-second key is linked to a second vendor (Databricks, managed services) and guarded by the same handlers with that
-vendor's settings (`KMS_GUARD_VENDOR`), sharing the state table and the topic.
+second key is linked to a second vendor (Databricks, managed services) and the platform team moves to one deployment
+for both keys: the context `keys` list, validated as the CDK app validates it (`parse_key_list`) and handed to the
+functions as the deployed keys file (`KMS_GUARD_KEYS_FILE`, `keys_document`), so the same handlers build one fleet of
+per-key guards (`wire_fleet`). A change to the Databricks key then alerts about that key alone, and the scheduled check
+evaluates both.
 
 CLI-only (needs moto, a development dependency); never part of the Lambda asset.
 """
@@ -14,15 +17,20 @@ CLI-only (needs moto, a development dependency); never part of the Lambda asset.
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from pathlib import Path
+from typing import Any, TextIO, cast
 
 from kms_guard.core import profiles
+from kms_guard.core.findings import Verdict, worst
 from kms_guard.core.repair import guard_statement, plan_restore_statement
 from kms_guard.core.vendor import ROCKSET, VendorProfile
+from kms_guard.deployment import keys_document, parse_key_list
+from kms_guard.settings import ENV_NAMES
 
 from kms_guard_cli.simulated import HOME, REPLICA, THIRD, SimulatedAccount, SimulationError, key_policy
 
@@ -81,6 +89,12 @@ class Step:
     """Security Hub findings created or changed by this step: id, record state, compliance status."""
     finding_events: list[dict[str, Any]] = field(default_factory=list)
     """The EventBridge events (their detail) the routed queue received in this step."""
+    keys: list[dict[str, str]] = field(default_factory=list)
+    """Every key the step evaluated, in the order configured: key_arn, vendor, verdict_after."""
+    routed: list[str] = field(default_factory=list)
+    """Every key the deployment handed the event (or the schedule) to, whatever each then decided."""
+    untouched: list[str] = field(default_factory=list)
+    """With many keys, on an event: the keys it did not concern whose state (their table partition) is unchanged."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -88,7 +102,13 @@ class Step:
             "vendor": self.vendor,
             "event": self.event,
             "region": self.region,
-            "alerts": [{"subject": a["subject"], "severity": a["severity"], "codes": a["codes"]} for a in self.alerts],
+            "keys": self.keys,
+            "routed": self.routed,
+            "untouched": self.untouched,
+            "alerts": [
+                {"subject": a["subject"], "severity": a["severity"], "codes": a["codes"], "key_id": a["key_id"]}
+                for a in self.alerts
+            ],
             "remediation": self.remediation,
             "verdict_after": self.verdict_after,
             "security_hub": self.security_hub,
@@ -119,24 +139,37 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 
 
 class _Story:
-    def __init__(self, world: SimulatedAccount, out: TextIO | None) -> None:
+    def __init__(self, world: SimulatedAccount, out: TextIO | None, workdir: Path) -> None:
         self.world = world
         self.out = out
+        self.workdir = workdir
         self.steps: list[Step] = []
         self.regions = [HOME, REPLICA]
-        self.vendor: VendorProfile = ROCKSET
-        self.vendor_name = profiles.DEFAULT
         self.keys: dict[str, str] = {ROCKSET.display_name: world.key_arn}
+        self.vendors: dict[str, VendorProfile] = {world.key_arn: ROCKSET}
+        self.keys_file: Path | None = None
+        """The deployed keys file, once one deployment guards several keys (`deploy_keys`)."""
         self.hub: dict[str, tuple[str, str]] = {}
 
     def environment(self) -> dict[str, str]:
+        """What the CDK app sets: the single-key variables, or (many keys) the shared ones and the keys file."""
+        if self.keys_file is not None:
+            return self.world.environment(
+                [],
+                key_arn="",
+                vendor="",
+                vendor_profile="",
+                security_hub="true",
+                finding_events="true",
+                keys_file=str(self.keys_file),
+            )
         return self.world.environment(
             self.regions,
             remediation="restore-statement",
             restore_key_state="true",
             security_hub="true",
             finding_events="true",
-            vendor=self.vendor_name,
+            vendor=profiles.DEFAULT,
         )
 
     def hub_changes(self) -> list[dict[str, str]]:
@@ -162,18 +195,31 @@ class _Story:
         os.environ.update(self.environment())
         runtime.wired.cache_clear()
 
-    def deploy_second(self, world: SimulatedAccount, vendor_name: str, regions: list[str]) -> None:
-        """A second deployment of the guard, for another key and vendor: the same handlers, that key's ARN and the
-        vendor's name in the settings, the same state table (keyed by key ID) and the same topic."""
+    def deploy_keys(self, entries: list[dict[str, Any]]) -> None:
+        """`cdk deploy` with the context `keys`: validated as the app validates it, written as the deployed keys file
+        the functions read at cold start (KMS_GUARD_KEYS_FILE); the table keeps every key's state (keyed by key ID)."""
         from kms_guard.handlers import runtime
 
-        self.world = world
-        self.vendor_name = vendor_name
-        self.vendor = profiles.load(vendor_name)
-        self.keys[self.vendor.display_name] = world.key_arn
-        self.regions = regions
+        deployment = parse_key_list(entries, label="keys")
+        self.keys_file = self.workdir / "keys.json"
+        self.keys_file.write_text(keys_document(deployment))
+        for settings in deployment.keys:
+            self.keys[settings.vendor.display_name] = settings.key_arn
+            self.vendors[settings.key_arn] = settings.vendor
         os.environ.update(self.environment())
         runtime.wired.cache_clear()
+
+    def key_state(self, key_arn: str) -> list[dict[str, Any]]:
+        """Everything the guard keeps about one key: its partition of the state table."""
+        key_id = key_arn.rsplit("/", 1)[-1]
+        ddb = self.world.client("dynamodb")
+        request = {
+            "TableName": self.world.table,
+            "KeyConditionExpression": "pk = :key",
+            "ExpressionAttributeValues": {":key": {"S": key_id}},
+        }
+        items: list[dict[str, Any]] = ddb.query(**request)["Items"]
+        return items
 
     def say(self, text: str = "") -> None:
         if self.out is not None:
@@ -192,6 +238,7 @@ class _Story:
         from kms_guard.handlers import kms_event, scheduled_check
 
         change()
+        others = {arn: self.key_state(arn) for arn in self.vendors} if self.keys_file and event else {}
         if event is None:
             result = scheduled_check.handler(
                 self.world.event("scheduled-check", new_id=True), _Context("kms-guard-scheduled-check")
@@ -200,17 +247,37 @@ class _Story:
         else:
             result = kms_event.handler(event, _Context("kms-guard-kms-event"))
             name = event["detail"]["eventName"]
-        report = result.get("report") or {}
-        step = Step(title, name, region, actor, self.vendor.display_name)
-        step.alerts = self.world.delivered_alerts()
+        # One key deployed: that key's result; many: one result per key the event (or the schedule) was handed to,
+        # whatever that key's guard then decided (evaluated, or ignored).
+        results: list[dict[str, Any]] = result.get("keys", [result])
+        evaluated = [r for r in results if r.get("report")]
+        keys = [
+            {
+                "key_arn": str(r["report"]["key_arn"]),
+                "vendor": self.vendors[r["report"]["key_arn"]].display_name,
+                "verdict_after": str(r["report"]["verdict"]),
+            }
+            for r in evaluated
+        ]
+        verdicts = [cast(Verdict, k["verdict_after"]) for k in keys]
+        step = Step(title, name, region, actor, " and ".join(k["vendor"] for k in keys))
+        step.keys = keys
+        step.routed = [str(r["key_arn"]) for r in result["keys"]] if "keys" in result else [k["key_arn"] for k in keys]
+        step.untouched = [
+            self.vendors[arn].display_name
+            for arn, before in others.items()
+            if arn not in {k["key_arn"] for k in keys} and self.key_state(arn) == before
+        ]
+        step.alerts = [{**a, "key_id": a["attributes"].get("key_id", "")} for a in self.world.delivered_alerts()]
         step.security_hub = self.hub_changes()
         step.finding_events = [e["detail"] for e in self.world.delivered_finding_events()]
         step.remediation = [
             {k: v for k, v in o.items() if k in ("region", "status", "writes", "applied", "verified", "description")}
-            for o in result.get("remediation", [])
+            for r in evaluated
+            for o in r.get("remediation", [])
         ]
-        step.verdict_after = report.get("verdict", "unknown")
-        step.saw = _saw(result)
+        step.verdict_after = worst(verdicts) if keys else "unknown"
+        step.saw = _saw(evaluated, [k["vendor"] for k in keys] if self.keys_file else [])
         self.steps.append(step)
         self._print(len(self.steps), step)
         problem = expect(step)
@@ -224,6 +291,11 @@ class _Story:
             self.say("  event:      the scheduled check (no CloudTrail event)")
         else:
             self.say(f"  event:      {step.event} in {step.region} by {step.actor}")
+        if self.keys_file is not None:
+            evaluated = ", ".join(f"{k['vendor']} ({k['key_arn'].rsplit('/', 1)[-1]})" for k in step.keys)
+            self.say(f"  keys read:  {evaluated or 'none'}")
+            if step.untouched:
+                self.say(f"  untouched:  the {' and '.join(step.untouched)} key (not read; its state unchanged)")
         self.say(f"  guard saw:  {step.saw}")
         if not step.alerts:
             self.say("  alerts:     none (nothing changed)")
@@ -241,20 +313,42 @@ class _Story:
                 f"  EventBridge event on the queue: change {detail['change']}, verdict {detail['verdict']} "
                 f"(was {detail['previous_verdict']}), codes {', '.join(detail['codes']) or 'none'}"
             )
-        self.say(f"  verdict after: {step.verdict_after.upper()}")
+        if self.keys_file is not None:
+            self.say("  verdict after: " + ", ".join(f"{k['vendor']} {k['verdict_after'].upper()}" for k in step.keys))
+        else:
+            self.say(f"  verdict after: {step.verdict_after.upper()}")
 
 
-def _saw(result: dict[str, Any]) -> str:
-    codes = result.get("found_codes") or []
-    return ", ".join(codes) if codes else "compliant in every configured Region"
+def _saw(evaluated: list[dict[str, Any]], vendors: list[str]) -> str:
+    """What the guard found before any repair; per key when the deployment has several."""
+    said = []
+    for result in evaluated:
+        codes = result.get("found_codes") or []
+        said.append(", ".join(codes) if codes else "compliant in every configured Region")
+    if not vendors:
+        return "; ".join(said) or "nothing to evaluate"
+    return "; ".join(f"{vendor}: {text}" for vendor, text in zip(vendors, said, strict=True))
 
 
 def _expect(
-    *, alerts: list[str], codes: set[str] | None = None, remediation: list[str] | None = None, verdict: str
+    *,
+    alerts: list[str],
+    codes: set[str] | None = None,
+    remediation: list[str] | None = None,
+    verdict: str,
+    keys: list[str] | None = None,
+    untouched: list[str] | None = None,
 ) -> Callable[[Step], str | None]:
-    """Alert kinds by subject prefix ("CRITICAL", "RESOLVED", "ACTION NEEDED"), repair statuses, final verdict."""
+    """Alert kinds by subject prefix ("CRITICAL", "RESOLVED", "ACTION NEEDED"), repair statuses, final verdict; with
+    many keys, the keys evaluated (in order), the keys left untouched, and that every alert names an evaluated key
+    (the only key, when one was evaluated)."""
 
     def check(step: Step) -> str | None:
+        evaluated = [k["key_arn"] for k in step.keys]
+        if keys is not None and step.routed != keys:
+            return f"expected the event handed to keys {keys} only, it went to {step.routed}"
+        if keys is not None and evaluated != keys:
+            return f"expected the guard to read keys {keys}, it read {evaluated}"
         got = [a["subject"].split("]")[0].lstrip("[") for a in step.alerts]
         if got != alerts:
             return f"expected alerts {alerts}, got {got}"
@@ -267,6 +361,13 @@ def _expect(
             return "a repair was not verified"
         if step.verdict_after != verdict:
             return f"expected verdict {verdict}, got {step.verdict_after}"
+        if untouched is not None and step.untouched != untouched:
+            return f"expected the {untouched} key(s) untouched, got {step.untouched}"
+        if keys is not None:
+            ids = {arn.rsplit("/", 1)[-1] for arn in evaluated}
+            stray = [a["subject"] for a in step.alerts if a["key_id"] not in ids or a["key_id"] not in a["subject"]]
+            if stray:
+                return f"alerts about a key the step did not concern: {stray}"
         return None
 
     return check
@@ -289,7 +390,9 @@ def run_demo(out: TextIO | None) -> dict[str, Any]:
         "POWERTOOLS_METRICS_DISABLED": "true",
         "POWERTOOLS_METRICS_NAMESPACE": "KmsGuardDemo",
     }
-    with _environment(quiet), mock_aws():
+    # Every variable the guard reads is set here, and put back afterwards (an operator's own shell may hold some).
+    blank = dict.fromkeys(ENV_NAMES.values(), "")
+    with _environment({**quiet, **blank}), mock_aws(), tempfile.TemporaryDirectory(prefix="kms-guard-demo-") as tmp:
         os.environ.pop("AWS_ENDPOINT_URL", None)
         try:
             world = SimulatedAccount.create(policy=COMPLIANT_POLICY)
@@ -297,19 +400,20 @@ def run_demo(out: TextIO | None) -> dict[str, Any]:
             raise DemoError(str(exc)) from None
         world.enable_security_hub()
         world.route_finding_events()
-        story = _Story(world, out)
-        with _environment(story.environment()):
-            story.redeploy([HOME, REPLICA])
-            _tell(story, world)
+        story = _Story(world, out, Path(tmp))
+        story.redeploy([HOME, REPLICA])
+        _tell(story, world)
         steps = [s.to_dict() for s in story.steps]
-        final = {s.vendor: s.verdict_after for s in story.steps}  # each key's verdict after its last step
-        worst = [v for v in final.values() if v != "compliant"]
+        final: dict[str, str] = {}  # each key's verdict after the last step that evaluated it
+        for step in story.steps:
+            final.update({k["vendor"]: k["verdict_after"] for k in step.keys})
+        worst_verdict = worst([cast(Verdict, v) for v in final.values()])
         return {
             "key_arn": world.key_arn,
             "keys": story.keys,
             "steps": steps,
             "final_verdicts": final,
-            "final_verdict": worst[0] if worst else "compliant",
+            "final_verdict": worst_verdict,
         }
 
 
@@ -436,26 +540,37 @@ def _tell(story: _Story, world: SimulatedAccount) -> None:
 
 
 def _tell_second_vendor(story: _Story, rockset: SimulatedAccount) -> None:
-    """The platform team links a second key to Databricks (managed services); the guard names Databricks, not Rockset.
+    """The platform team links a second key to Databricks (managed services) and guards both keys with one deployment:
+    a change to one key alerts about that key alone; the scheduled check evaluates both.
 
-    Databricks' profile does not say whether the key must be multi-Region; the guard's key ARN must be, so the key is
-    a multi-Region key with no replicas, guarded in its home Region only."""
+    Databricks' profile does not require a multi-Region key; this one is multi-Region with no replicas, guarded in its
+    home Region only. Its entry leaves remediation off (the default): the guard alerts, the team repairs."""
     world = rockset.add_key(policy=DATABRICKS_POLICY, description="Databricks managed services CMK", regions=[HOME])
+    entries: list[dict[str, Any]] = [
+        {
+            "keyArn": rockset.key_arn,
+            "regions": story.regions,
+            "remediation": "restore-statement",
+            "restoreKeyState": True,
+        },
+        {"keyArn": world.key_arn, "vendor": SECOND_VENDOR},
+    ]
     story.say(
-        f"\n(the platform team links a second key to {DATABRICKS.display_name} (managed services), in {HOME} only:"
-        f"\n {world.key_arn}"
-        f"\n with the policy `kms-guard statement --vendor {SECOND_VENDOR}` prints. A second deployment of the"
-        f"\n guard watches it: the same handlers with this key's ARN and KMS_GUARD_VENDOR={SECOND_VENDOR},"
-        "\n the same state table and alert topic)"
+        f"\n(the platform team links a second key to {DATABRICKS.display_name} (managed services), in {HOME} only,"
+        f"\n with the policy `kms-guard statement --vendor {SECOND_VENDOR}` prints, and guards both keys with ONE"
+        "\n deployment: the context `keys` lists them, each with its own vendor, Regions and remediation"
+        f" ({DATABRICKS.display_name}: alert only);"
+        "\n the functions read the list from the deployed keys file, KMS_GUARD_KEYS_FILE)"
     )
-    story.deploy_second(world, SECOND_VENDOR, [HOME])
+    story.deploy_keys(entries)
+    both = [rockset.key_arn, world.key_arn]
     story.run(
-        f"Baseline: the scheduled check finds the {DATABRICKS.display_name} key compliant",
+        "One deployment, two keys: the scheduled check evaluates both",
         lambda: None,
         None,
         region=HOME,
         actor="EventBridge schedule",
-        expect=_expect(alerts=[], remediation=[], verdict="compliant"),
+        expect=_expect(alerts=[], remediation=[], verdict="compliant", keys=both),
     )
     story.run(
         f"Someone's PutKeyPolicy in {HOME} leaves {DATABRICKS.display_name} only kms:Encrypt",
@@ -470,6 +585,27 @@ def _tell_second_vendor(story: _Story, rockset: SimulatedAccount) -> None:
         region=HOME,
         actor=ADMIN_ROLE,
         expect=_expect(
-            alerts=["CRITICAL", "RESOLVED"], codes={"ACTION_NOT_GRANTED"}, remediation=["applied"], verdict="compliant"
+            alerts=["CRITICAL"],
+            codes={"ACTION_NOT_GRANTED"},
+            remediation=[],
+            verdict="non-compliant",
+            keys=[world.key_arn],
+            untouched=[ROCKSET.display_name],
         ),
+    )
+
+    def operator_fix() -> None:
+        story.say(f"\n(the platform team applies `kms-guard fix-policy --vendor {SECOND_VENDOR}` to the {HOME} policy)")
+        plan = plan_restore_statement(world.policy(HOME), DATABRICKS)
+        if plan.policy is None:
+            raise DemoError(f"fix-policy could not repair the policy: {plan.description}")
+        world.put_policy(HOME, plan.policy)
+
+    story.run(
+        "The next scheduled check evaluates both keys: the Databricks key is compliant again",
+        operator_fix,
+        None,
+        region=HOME,
+        actor="EventBridge schedule",
+        expect=_expect(alerts=["RESOLVED"], remediation=[], verdict="compliant", keys=both),
     )

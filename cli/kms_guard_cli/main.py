@@ -2,7 +2,8 @@
 
 Exit codes: 0 compliant / handled, 1 non-compliant / cannot repair safely, 2 bad input, 3 at-risk, 4 (only with
 `--strict-coverage`) the key is fine but the guard is blind in some Region (its coverage is not "ok").
-Bad input never shows a traceback: one line on stderr that says what is wrong and where.
+Bad input never shows a traceback: one line on stderr that says what is wrong and where (a key list with several
+problems: one line per problem, all of them at once).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import re
 import sys
 import unicodedata
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from kms_guard.core import profiles
@@ -23,15 +26,16 @@ from kms_guard.core.alerts import vendor_grantee
 from kms_guard.core.arns import ArnError, KeyArn
 from kms_guard.core.compliance import PolicyAssessment, assess_policy
 from kms_guard.core.coverage import CoverageReport
-from kms_guard.core.findings import Finding, KeyReport, RegionReport, Verdict, verdict_of
+from kms_guard.core.findings import Finding, KeyReport, RegionReport, Verdict, verdict_of, worst
 from kms_guard.core.policy import MAX_POLICY_BYTES, PolicyError, parse_policy
 from kms_guard.core.repair import StatementError, guard_statements, plan_repair
 from kms_guard.core.second_opinion import Opinion, agrees, dispute, guard_view, reference_policy
 from kms_guard.core.vendor import ACCOUNT_ID, ROCKSET, VendorProfile
-from kms_guard.guard import second_opinion_dicts
+from kms_guard.deployment import Deployment, KeyListError, parse_key_list
+from kms_guard.guard import Result, second_opinion_dicts
 from kms_guard.memory import CollectingNotifier
 from kms_guard.settings import Settings, SettingsError, build_settings
-from kms_guard.wiring import wire
+from kms_guard.wiring import wire, wire_fleet
 
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+\Z")
 
@@ -47,7 +51,11 @@ VERDICT_EXIT: dict[Verdict, int] = {"compliant": EXIT_OK, "non-compliant": EXIT_
 
 
 class BadInput(Exception):
-    """A user error: printed as one line, exit 2."""
+    """A user error: printed as one line (or one line per problem, all at once), exit 2."""
+
+    def __init__(self, message: str, problems: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.problems: tuple[str, ...] = tuple(problems) or (message,)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -388,16 +396,24 @@ def _with_coverage(code: int, coverage: CoverageReport | None, strict: bool) -> 
     return code
 
 
+def _check_payload(report: KeyReport, result: Result) -> dict[str, Any]:
+    """One key's check object (design.md): what `check --key-arn` prints, and each entry of `check --config`'s keys."""
+    payload = report.to_dict()
+    if result.opinions:
+        payload["second_opinion"] = second_opinion_dicts(report, result.opinions)
+    return payload
+
+
 def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.config is not None:
+        return cmd_check_config(args, out, err)
     settings = _settings(args)
     guard = wire(settings).guard
     result = guard.check_result()
     report = result.report or KeyReport(settings.key_arn, ())
     coverage = guard.check_coverage()
     if args.output == "json":
-        payload = report.to_dict()
-        if result.opinions:
-            payload["second_opinion"] = second_opinion_dicts(report, result.opinions)
+        payload = _check_payload(report, result)
         if coverage is not None:
             payload["coverage"] = coverage.to_dict()
         _emit_json(payload, out)
@@ -407,6 +423,107 @@ def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if coverage is not None:
             _print_coverage(coverage, out)
     return _with_coverage(VERDICT_EXIT[report.verdict], coverage, args.strict_coverage)
+
+
+SINGLE_KEY_FLAGS = {
+    "regions": "--regions",
+    "vendor": "--vendor",
+    "vendor_profile": "--vendor-profile",
+    "vendor_role": "--vendor-role",
+    "vendor_account": "--vendor-account",
+}
+"""What each entry of a key list sets for itself: with --config these flags would be ambiguous, so they are refused."""
+MAX_PROFILE_FILE = 1024 * 1024
+
+
+def _profile_reader(base: Path) -> Callable[[str], str]:
+    """Reads a key entry's `vendorProfile` path: relative to the configuration file's directory (the current
+    directory for stdin), so a configuration and the profiles beside it work from wherever the command runs. Every
+    failure is an OSError naming the file it looked for (parse_key_list turns it into one line for that entry)."""
+
+    def read(path: str) -> str:
+        resolved = base / Path(path).expanduser()
+        try:
+            with open(resolved, "rb") as handle:
+                data = handle.read(MAX_PROFILE_FILE + 1)
+        except OSError as exc:
+            raise OSError(exc.errno, f"{exc.strerror or exc} ({resolved})") from None
+        if len(data) > MAX_PROFILE_FILE:
+            raise OSError(0, f"{resolved} is larger than 1 MB")
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise OSError(0, f"{resolved} is not UTF-8 text (byte {exc.start})") from None
+
+    return read
+
+
+def _config_deployment(args: argparse.Namespace) -> Deployment:
+    """The key list of `check --config FILE`, validated as the CDK app validates the context `keys`: every problem at
+    once, one line each, naming the entry."""
+    given = [flag for name, flag in SINGLE_KEY_FLAGS.items() if getattr(args, name, None) not in (None, [])]
+    if given:
+        raise BadInput(
+            f"--config and {', '.join(given)}: with --config every key's vendor and Regions come from its entry in "
+            "the file (vendor, vendorRoles, vendorProfile, regions)"
+        )
+    source = _source(args.config)
+    text = _read_input(args.config, "config")
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BadInput(f"{source}: not valid JSON: {exc.msg} at line {exc.lineno}") from None
+    except RecursionError:
+        raise BadInput(f"{source}: not valid JSON: nested too deeply") from None
+    base = Path.cwd() if args.config == "-" else Path(args.config).absolute().parent
+    shared = {
+        "security_hub": args.security_hub,
+        "finding_events": args.finding_events,
+        "second_opinion": args.second_opinion,
+    }
+    try:
+        return parse_key_list(raw, shared=shared, label=source, read_file=_profile_reader(base))
+    except KeyListError as exc:
+        raise BadInput(str(exc), exc.problems) from None
+    except SettingsError as exc:
+        raise BadInput(str(exc)) from None
+
+
+def cmd_check_config(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Every key of the list, as `check --key-arn` checks one, concurrently; the guard's sight read once for the
+    union of the keys' Regions, alongside them."""
+    deployment = _config_deployment(args)
+    fleet = wire_fleet(deployment).fleet
+    sight = fleet.sight or fleet.guards[0]  # one key: its own guard holds the sight, as `check --key-arn`
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="coverage") as pool:
+        reading = pool.submit(sight.check_coverage)
+        checked = fleet.check()
+        coverage = reading.result()
+    keys = [
+        (settings, result.report or KeyReport(arn, ()), result)
+        for settings, (arn, result) in zip(deployment.keys, checked, strict=True)
+    ]
+    verdict = worst([report.verdict for _, report, _ in keys])
+    if args.output == "json":
+        payload: dict[str, Any] = {
+            "verdict": verdict,
+            "keys": [_check_payload(report, result) for _, report, result in keys],
+        }
+        if coverage is not None:
+            payload["coverage"] = coverage.to_dict()
+        _emit_json(payload, out)
+    else:
+        for settings, report, result in keys:
+            _print_report(report, settings.vendor, out)
+            _print_opinions(report, result.opinions, out)
+            print("", file=out)
+        if coverage is not None:
+            _print_coverage(coverage, out)
+        counts = {v: sum(report.verdict == v for _, report, _ in keys) for v in _VERDICT_TEXT}
+        tally = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
+        noun = "key" if len(keys) == 1 else "keys"
+        print(f"WORST VERDICT: {_VERDICT_TEXT[verdict]} ({len(keys)} {noun}: {tally})", file=out)
+    return _with_coverage(VERDICT_EXIT[verdict], coverage, args.strict_coverage)
 
 
 def _print_opinions(report: KeyReport, opinions: dict[str, Opinion], out: TextIO) -> None:
@@ -615,11 +732,12 @@ def build_parser() -> argparse.ArgumentParser:
     statement.add_argument("--restore-key-state", action="store_true", help="restoreKeyState is deployed on")
     statement.set_defaults(func=cmd_statement)
 
-    live = _Parser(add_help=False)
-    live.add_argument("--key-arn", required=True, help="the key's full ARN (arn:aws:kms:REGION:ACCOUNT:key/mrk-...)")
-    live.add_argument(
+    key = _Parser(add_help=False)
+    key.add_argument("--key-arn", required=True, help="the key's full ARN (arn:aws:kms:REGION:ACCOUNT:key/mrk-...)")
+    key.add_argument(
         "--regions", help="comma-separated Rockset Regions, the key's own included (default: the key's Region)"
     )
+    live = _Parser(add_help=False)
     live.add_argument(
         "--security-hub", action="store_true", help="import the findings into Security Hub (the key's home Region)"
     )
@@ -640,17 +758,30 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser(
         "check",
         parents=[common, live],
-        help="evaluate the live key in every Region",
+        help="evaluate the live key (or every key of a configuration file) in every Region",
         description="Read the key (DescribeKey, GetKeyPolicy) in every Region with the default credentials "
         "(AWS_ENDPOINT_URL honoured) and evaluate it; then check the guard's coverage (trails, its rules) in every "
-        "Region. "
+        "Region. With --config FILE, every key of the list, concurrently, and the coverage once for all their "
+        "Regions; the exit code is the worst key's. "
         "Exit 0 compliant, 1 non-compliant, 3 at-risk, 2 bad input; 4 compliant but blind, with --strict-coverage.",
+    )
+    which = check.add_mutually_exclusive_group(required=True)
+    which.add_argument("--key-arn", help="the key's full ARN (arn:aws:kms:REGION:ACCOUNT:key/mrk-...)")
+    which.add_argument(
+        "--config",
+        metavar="FILE",
+        help="a JSON key list, as the CDK context `keys` ([{keyArn, vendor, vendorRoles, vendorProfile, regions, "
+        'remediation, restoreKeyState}], or {"keys": [...]}), - for stdin; vendorProfile paths are relative to '
+        "the file's directory",
+    )
+    check.add_argument(
+        "--regions", help="comma-separated Rockset Regions, the key's own included (default: the key's Region)"
     )
     check.set_defaults(func=cmd_check)
 
     handle = sub.add_parser(
         "handle-event",
-        parents=[common, live],
+        parents=[common, key, live],
         help="run one EventBridge event through the same code path as the Lambda",
         description="Exit 0 handled or ignored, 1 non-compliant, 2 bad input, 4 handled but blind with "
         "--strict-coverage. Without --state-table no state is kept; without --topic-arn alerts are printed instead "
@@ -693,7 +824,8 @@ def run(argv: Sequence[str], out: TextIO, err: TextIO) -> int:
         func: Command = args.func
         return func(args, out, err)
     except BadInput as exc:
-        print(f"kms-guard: error: {safe_text(exc)}", file=err)
+        for problem in exc.problems:
+            print(f"kms-guard: error: {safe_text(problem)}", file=err)
         return EXIT_BAD_INPUT
 
 

@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any, Protocol, TypedDict
 
 import pytest
-from kms_guard_cli.simulated import SimulatedAccount
+from kms_guard.core import profiles
+from kms_guard.core.repair import guard_statement
+from kms_guard_cli.simulated import SimulatedAccount, key_policy
 from moto.server import ThreadedMotoServer
 
-from tests.functional.conftest import GOOD_POLICY, HOME, REPLICA
+from tests.functional.conftest import GOOD_POLICY, HOME, REPLICA, THIRD
 from tests.support import admin_statement, policy_text, rockset_statement
 
 
@@ -251,7 +253,7 @@ def test_handle_event_with_table_and_topic(world: World) -> None:
             ],
             "must include the key's own Region",
         ),
-        (["check"], "the following arguments are required: --key-arn"),
+        (["check"], "one of the arguments --key-arn --config is required"),
         (
             [
                 "handle-event",
@@ -338,3 +340,201 @@ def test_handle_event_prints_coverage(world: World) -> None:
     strict = world["run"](*argv, "--strict-coverage")
     assert strict.returncode == 4
     assert "COVERAGE: BLIND" in strict.stdout
+
+
+# --- check --config: many keys (issue 14) ------------------------------------------------------------------------------
+
+DATABRICKS = "databricks-managed-services"
+
+
+def databricks_key(account: SimulatedAccount, *, regions: tuple[str, ...] = (HOME,), decrypt: bool = True) -> str:
+    """A second key in the account, linked to Databricks (its documented grant; without kms:Decrypt if asked)."""
+    grant = guard_statement(profiles.load(DATABRICKS))
+    if not decrypt:
+        grant["Action"] = ["kms:Encrypt"]
+    return account.add_key(
+        policy=key_policy(account.account, grant), description="Databricks CMK", regions=list(regions)
+    ).key_arn
+
+
+def config_file(tmp_path: Path, keys: Any, name: str = "keys.json") -> str:
+    path = tmp_path / name
+    path.write_text(json.dumps(keys))
+    return str(path)
+
+
+def findings_of(key: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(f["code"], f["region"]) for r in key["regions"] for f in r["findings"]]
+
+
+def test_check_config_two_vendors_one_broken_exits_by_the_worst_with_each_keys_own_findings(
+    world: World, tmp_path: Path
+) -> None:
+    databricks = databricks_key(world["account"], decrypt=False)
+    config = config_file(
+        tmp_path, [{"keyArn": world["arn"], "regions": [HOME, REPLICA]}, {"keyArn": databricks, "vendor": DATABRICKS}]
+    )
+    result = world["run"]("check", "--config", config, "--output", "json")
+    assert result.returncode == 1, result.stderr
+    payload = json.loads(result.stdout)
+    assert list(payload) == ["verdict", "keys", "coverage"]
+    assert payload["verdict"] == "non-compliant"
+    rockset, broken = payload["keys"]
+    assert (rockset["key_arn"], rockset["verdict"], findings_of(rockset)) == (world["arn"], "compliant", [])
+    assert [r["region"] for r in rockset["regions"]] == [HOME, REPLICA]
+    assert (broken["key_arn"], broken["verdict"], findings_of(broken)) == (
+        databricks,
+        "non-compliant",
+        [("ACTION_NOT_GRANTED", HOME)],
+    )
+    assert broken["regions"][0]["findings"][0]["actions"] == ["kms:Decrypt"]
+    assert "414351767826" in broken["regions"][0]["findings"][0]["message"]  # Databricks' account, not Rockset's
+    # Each key's object is the one `check --key-arn` prints for it; the coverage is printed once, for all keys.
+    single = world["run"]("check", "--key-arn", databricks, "--vendor", DATABRICKS, "--output", "json")
+    assert single.returncode == 1, single.stderr
+    assert {k: v for k, v in json.loads(single.stdout).items() if k != "coverage"} == broken
+
+    text = world["run"]("check", "--config", config)
+    assert text.returncode == 1, text.stderr
+    blocks = text.stdout.split("\n\n")
+    assert blocks[0].startswith(f"COMPLIANT: {world['arn']} (Rockset: account 318212636800)")
+    assert blocks[1].startswith(f"NON-COMPLIANT: {databricks} (Databricks: account 414351767826)")
+    assert "ACTION_NOT_GRANTED [us-west-2]" in blocks[1]
+    assert "ACTION_NOT_GRANTED" not in blocks[0]
+    assert text.stdout.splitlines()[-1] == "WORST VERDICT: NON-COMPLIANT (2 keys: 1 compliant, 1 non-compliant)"
+
+
+def test_check_config_bad_list_reports_every_problem_at_once_exit_2(world: World, tmp_path: Path) -> None:
+    account = world["account"].account
+    config = config_file(
+        tmp_path,
+        {
+            "keys": [
+                {"keyArn": f"arn:aws:kms:{HOME}:{account}:alias/rockset"},
+                {"keyArn": world["arn"], "vendor": "acme"},
+                {"keyArn": world["arn"]},
+                {"regions": [HOME]},
+                {"keyArn": f"arn:aws:kms:{HOME}:{account}:key/1234abcd-12ab-34cd-56ef-1234567890ab"},
+                {"keyArn": databricks_key(world["account"]), "vendorProfile": "profiles/acme.json"},
+                {"keyArn": f"arn:aws:kms:{HOME}:{account}:key/mrk-0000abcd12ab34cd56ef1234567890ab", "color": "blue"},
+            ]
+        },
+    )
+    result = world["run"]("check", "--config", config, "--output", "json")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert [line.removeprefix("kms-guard: error: ").split(": ", 1)[0] for line in lines] == [
+        f"{config}[0].keyArn",
+        f"{config}[1].vendor",
+        f"{config}[2]",
+        f"{config}[3].keyArn",
+        f"{config}[4].keyArn",
+        f"{config}[5].vendorProfile",
+        f"{config}[6]",
+    ]
+    assert all(line.startswith("kms-guard: error: ") for line in lines)
+    assert "alias ARNs are not supported" in lines[0]
+    assert "unknown vendor 'acme'" in lines[1]
+    assert "is already" in lines[2]
+    assert "required" in lines[3]
+    assert "not a multi-Region key" in lines[4]
+    assert "Rockset requires one" in lines[4]
+    assert str(tmp_path / "profiles" / "acme.json") in lines[5]  # looked for beside the file, not where it ran
+    assert "unknown field 'color'" in lines[6]
+
+    for text, message in [("{nope", "not valid JSON"), ('{"keys": "k"}', "must be a list of key objects")]:
+        bad = world["run"]("check", "--config", "-", stdin=text)
+        assert bad.returncode == 2
+        assert bad.stderr.count("\n") == 1
+        assert f"stdin: {message}" in bad.stderr
+
+
+def test_check_config_a_key_whose_read_is_denied_is_unreadable_alone(world: World, tmp_path: Path) -> None:
+    account = world["account"]
+    # moto enforces a key policy's Deny of kms:DescribeKey (with Resource "*") and ignores its Principal: the Deny of
+    # the guard's role below denies every caller of this key, the guard's check among them, as AWS would the role.
+    fenced = account.add_key(
+        policy=key_policy(
+            account.account,
+            guard_statement(profiles.load("rockset")),
+            {
+                "Sid": "NoReadsByTheGuard",
+                "Effect": "Deny",
+                "Principal": {"AWS": f"arn:aws:iam::{account.account}:role/kms-guard"},
+                "Action": ["kms:DescribeKey"],
+                "Resource": "*",
+            },
+        ),
+        description="fenced CMK",
+        regions=[HOME],
+    ).key_arn
+    databricks = databricks_key(account)
+    config = config_file(
+        tmp_path,
+        [
+            {"keyArn": world["arn"], "regions": [HOME, REPLICA]},
+            {"keyArn": fenced},
+            {"keyArn": databricks, "vendor": DATABRICKS},
+        ],
+    )
+    result = world["run"]("check", "--config", config, "--output", "json")
+    assert result.returncode == 1, result.stderr
+    first, denied, third = json.loads(result.stdout)["keys"]
+    assert (first["verdict"], findings_of(first)) == ("compliant", [])
+    assert (third["verdict"], findings_of(third)) == ("compliant", [])
+    assert (denied["key_arn"], denied["verdict"], findings_of(denied)) == (
+        fenced,
+        "non-compliant",
+        [("POLICY_UNREADABLE", HOME)],
+    )
+    assert "AccessDenied" in denied["regions"][0]["findings"][0]["message"]
+
+
+def test_check_config_shows_a_replica_outside_a_keys_regions_for_that_key_only(world: World, tmp_path: Path) -> None:
+    databricks = databricks_key(world["account"], regions=(HOME, REPLICA))
+    config = config_file(
+        tmp_path, [{"keyArn": world["arn"], "regions": [HOME, REPLICA]}, {"keyArn": databricks, "vendor": DATABRICKS}]
+    )
+    result = world["run"]("check", "--config", config, "--output", "json")
+    assert result.returncode == 0, result.stderr  # info: the verdict stands
+    rockset, unwatched = json.loads(result.stdout)["keys"]
+    assert findings_of(rockset) == []
+    assert findings_of(unwatched) == [("REPLICA_UNWATCHED", REPLICA)]
+    assert [(r["region"], r["verdict"]) for r in unwatched["regions"]] == [(HOME, "compliant"), (REPLICA, "compliant")]
+    assert f"set the key's regions to {HOME},{REPLICA}" in unwatched["regions"][1]["findings"][0]["message"]
+    text = world["run"]("check", "--config", config)
+    assert text.stdout.count("REPLICA_UNWATCHED") == 1
+    assert f"INFO     REPLICA_UNWATCHED [{REPLICA}]" in text.stdout.split("\n\n")[1]
+
+
+def test_check_config_reads_coverage_once_for_the_union_of_regions(world: World, tmp_path: Path) -> None:
+    """The simulated account has the guard's rules in us-west-2 and us-east-1 only: a key configured in eu-west-1
+    makes the deployment's sight blind there (GUARD_RULE_MISSING), which --strict-coverage turns into exit 4."""
+    databricks = databricks_key(world["account"], regions=(HOME, THIRD))
+    config = config_file(
+        tmp_path,
+        [
+            {"keyArn": world["arn"], "regions": [HOME, REPLICA]},
+            {"keyArn": databricks, "vendor": DATABRICKS, "regions": [HOME, THIRD]},
+        ],
+    )
+    result = world["run"]("check", "--config", config, "--output", "json")
+    assert result.returncode == 0, result.stderr  # coverage leaves the verdict and exit code alone
+    payload = json.loads(result.stdout)
+    assert all("coverage" not in key for key in payload["keys"])
+    coverage = payload["coverage"]
+    assert coverage["verdict"] == "blind"
+    assert [(r["region"], r["status"]) for r in coverage["regions"]] == [
+        (HOME, "ok"),
+        (REPLICA, "ok"),
+        (THIRD, "blind"),
+    ]
+    assert {f["code"] for f in coverage["regions"][2]["findings"]} == {"GUARD_RULE_MISSING"}
+
+    strict = world["run"]("check", "--config", config, "--strict-coverage")
+    assert strict.returncode == 4, strict.stderr
+    assert strict.stdout.count("COVERAGE: BLIND") == 1
+    world["account"].guard_rules([THIRD])
+    assert world["run"]("check", "--config", config, "--strict-coverage").returncode == 0

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import pytest
+from kms_guard.fleet import Fleet
 from kms_guard_cli import demo
 from kms_guard_cli.main import run
 
@@ -35,14 +38,17 @@ def test_demo_runs_the_whole_story_in_a_fresh_process() -> None:
         "ScheduledCheck",
         "ScheduledCheck",
         "PutKeyPolicy",
+        "ScheduledCheck",
     ]
-    assert [s["vendor"] for s in steps] == ["Rockset"] * 9 + ["Databricks"] * 2
+    both = "Rockset and Databricks"
+    assert [s["vendor"] for s in steps] == ["Rockset"] * 9 + [both, "Databricks", both]
     assert summary["final_verdicts"] == {"Rockset": "compliant", "Databricks": "compliant"}
     assert set(steps[1]) >= {"event", "region", "alerts", "remediation", "verdict_after"}
     assert steps[1]["alerts"][0] == {
         "subject": steps[1]["alerts"][0]["subject"],
         "severity": "critical",
         "codes": ["ACTION_NOT_GRANTED"],
+        "key_id": summary["key_arn"].rsplit("/", 1)[-1],
     }
     assert steps[2]["remediation"][0]["writes"] == ["enable-key"]
     assert steps[4]["remediation"][0]["writes"] == ["cancel-key-deletion", "enable-key"]
@@ -71,48 +77,91 @@ def test_demo_runs_the_whole_story_in_a_fresh_process() -> None:
     assert [e["change"] for e in steps[8]["finding_events"]] == ["resolved"]
 
 
-def test_demo_second_vendor_is_named_in_its_alerts_and_repaired() -> None:
+def test_demo_one_deployment_of_two_keys_alerts_about_the_changed_key_alone() -> None:
     import io
 
     out = io.StringIO()
     summary = demo.run_demo(out)
     keys = summary["keys"]
     assert list(keys) == ["Rockset", "Databricks"]
-    assert keys["Rockset"] == summary["key_arn"] != keys["Databricks"]
-    databricks_key = keys["Databricks"].rsplit("/", 1)[-1]
-    baseline, broken = summary["steps"][9:]
+    rockset, databricks = keys["Rockset"], keys["Databricks"]
+    assert rockset == summary["key_arn"] != databricks
+    databricks_id = databricks.rsplit("/", 1)[-1]
+    baseline, broken, final = summary["steps"][9:]
+
+    # The scheduled check of the one deployment evaluates both keys.
+    assert [(k["key_arn"], k["vendor"], k["verdict_after"]) for k in baseline["keys"]] == [
+        (rockset, "Rockset", "compliant"),
+        (databricks, "Databricks", "compliant"),
+    ]
     assert (baseline["event"], baseline["alerts"], baseline["remediation"]) == ("ScheduledCheck", [], [])
-    assert baseline["verdict_after"] == "compliant"
+
+    # A change to the Databricks key: routed to that key alone, one alert naming it, the Rockset key's state untouched.
     assert (broken["event"], broken["region"]) == ("PutKeyPolicy", "us-west-2")
-    assert [(a["severity"], a["codes"]) for a in broken["alerts"]] == [
-        ("critical", ["ACTION_NOT_GRANTED"]),
-        ("info", []),
+    assert broken["keys"] == [{"key_arn": databricks, "vendor": "Databricks", "verdict_after": "non-compliant"}]
+    assert broken["untouched"] == ["Rockset"]
+    assert broken["alerts"] == [
+        {
+            "subject": f"[CRITICAL] Databricks key {databricks_id} grant missing in us-west-2",
+            "severity": "critical",
+            "codes": ["ACTION_NOT_GRANTED"],
+            "key_id": databricks_id,
+        }
     ]
-    critical, resolved = (a["subject"] for a in broken["alerts"])
-    assert critical == f"[CRITICAL] Databricks key {databricks_key} grant missing in us-west-2"
-    assert resolved.startswith(f"[RESOLVED] Databricks key {databricks_key}")
-    [repair] = broken["remediation"]
-    assert (repair["region"], repair["status"], repair["applied"], repair["verified"]) == (
-        "us-west-2",
-        "applied",
-        True,
-        True,
-    )
-    assert "KmsGuardDatabricksManagedServices" in repair["description"]
-    assert broken["verdict_after"] == "compliant"
+    assert broken["remediation"] == []  # its entry leaves remediation off; the Rockset key's repairs stay on
     assert [(e["vendor"], e["key_arn"], e["change"]) for e in broken["finding_events"]] == [
-        ("Databricks", keys["Databricks"], "problem"),
-        ("Databricks", keys["Databricks"], "resolved"),
+        ("Databricks", databricks, "problem")
     ]
-    # The alert bodies as delivered: Databricks' account and outage text, never Rockset's.
+    assert broken["security_hub"] == [
+        {
+            "id": f"kms-guard/{databricks_id}/us-west-2/ACTION_NOT_GRANTED",
+            "record_state": "ACTIVE",
+            "compliance": "FAILED",
+        }
+    ]
+
+    # After the team's fix, the scheduled check evaluates both again; the all-clear names the Databricks key.
+    assert [(k["key_arn"], k["verdict_after"]) for k in final["keys"]] == [
+        (rockset, "compliant"),
+        (databricks, "compliant"),
+    ]
+    assert [(a["severity"], a["key_id"]) for a in final["alerts"]] == [("info", databricks_id)]
+    assert final["alerts"][0]["subject"] == f"[RESOLVED] Databricks key {databricks_id} compliant in all Regions"
+    assert summary["final_verdicts"] == {"Rockset": "compliant", "Databricks": "compliant"}
+
+    # The alert as delivered: Databricks' account and outage text, never Rockset's.
     text = out.getvalue()
-    second = text[text.index("=== 10. ") : text.index("Demo finished")]
-    assert "Rockset" not in second
-    assert "Vendor: Databricks (account 414351767826)" in second
-    assert "IMPACT ON DATABRICKS" in second
-    assert "can no longer read or write the workspace's managed-services data" in second
-    assert "guard did:  [us-west-2] applied, verified: added statement KmsGuardDatabricksManagedServices" in second
+    step = text[text.index("=== 11. ") : text.index("=== 12. ")]
+    body = [line for line in step.splitlines() if line.startswith("    | ")]
+    assert body
+    assert not [line for line in body if "Rockset" in line]
+    assert "    | Vendor: Databricks (account 414351767826)" in body
+    assert "    | IMPACT ON DATABRICKS" in body
+    assert f"  keys read:  Databricks ({databricks_id})" in step
+    assert "  untouched:  the Rockset key (not read; its state unchanged)" in step
     assert "final verdict COMPLIANT for Rockset and Databricks" in text
+
+
+@pytest.mark.parametrize(
+    ("broken", "message"),
+    [
+        # every event handed to every key (a key it does not concern then ignores it, but the routing is wrong)
+        (lambda fleet, raw_event: list(fleet.guards), "expected the event handed to keys"),
+        # the event handed to the first key only: the key it concerns is never evaluated
+        (lambda fleet, raw_event: [fleet.guards[0]], "expected the event handed to keys"),
+    ],
+    ids=["to-every-key", "to-the-wrong-key"],
+)
+def test_demo_fails_when_the_per_key_routing_breaks(
+    monkeypatch: pytest.MonkeyPatch, broken: Callable[[Fleet, Any], list[Any]], message: str
+) -> None:
+    import io
+
+    monkeypatch.setattr(Fleet, "route", broken)
+    out, err = io.StringIO(), io.StringIO()
+    assert run(["demo"], out, err) == 1
+    assert "demo failed: step 11" in err.getvalue()
+    assert message in err.getvalue()
 
 
 def test_demo_text_is_a_readable_timeline(capsys: pytest.CaptureFixture[str]) -> None:

@@ -5,7 +5,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import pytest
 from kms_guard_cli.main import run
@@ -217,3 +217,101 @@ def test_statement_bad_options(argv: list[str], message: str) -> None:
     code, _, err = call("statement", *argv)
     assert code == 2
     assert message in err
+
+
+# --- check --config: the key list (issue 14); what is decided before any AWS call -----------------------------------
+
+KEY = "arn:aws:kms:us-west-2:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--key-arn", KEY], "argument --key-arn: not allowed with argument --config"),
+        (["--vendor", "elastic"], "--config and --vendor: with --config every key's vendor and Regions come from"),
+        (
+            ["--regions", "us-west-2", "--vendor-role", "arn:aws:iam::111122223333:role/x"],
+            "--config and --regions, --vendor-role:",
+        ),
+        (["--vendor-account", "999988887777"], "--config and --vendor-account:"),
+        (["--vendor-profile", "p.json"], "--config and --vendor-profile:"),
+    ],
+)
+def test_check_config_with_single_key_flags_is_one_line_exit_2(
+    policy_file: PolicyFile, extra: list[str], message: str
+) -> None:
+    code, out, err = call("check", "--config", policy_file(json.dumps([{"keyArn": KEY}]), "keys.json"), *extra)
+    assert (code, out) == (2, "")
+    assert message in err
+    assert err.count("\n") == 1
+
+
+def test_check_needs_a_key_or_a_config() -> None:
+    code, _, err = call("check")
+    assert code == 2
+    assert err == "kms-guard: error: kms-guard check: one of the arguments --key-arn --config is required\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "keys.json: not valid JSON: Expecting value at line 1"),
+        ("[]", "keys.json: the list is empty; give at least one key"),
+        ('{"keyArn": "x"}', "keys.json: must be a list of key objects"),
+        ("[" * 100_000 + "]" * 100_000, "keys.json: not valid JSON: nested too deeply"),
+        ("\udcff", "not UTF-8 text"),
+    ],
+)
+def test_check_config_unusable_file_is_one_line(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "keys.json"
+    path.write_bytes(text.encode("utf-8", "surrogateescape"))
+    code, _, err = call("check", "--config", str(path))
+    assert code == 2
+    assert message.replace("keys.json", str(path)) in err
+    assert err.count("\n") == 1
+
+
+def acme_profile(account: str = "999988887777") -> str:
+    """A user's own profile: Databricks' shipped document under another name, granting another account."""
+    from kms_guard.core import profiles
+
+    raw = json.loads(json.dumps(profiles.shipped("databricks-managed-services").raw))
+    raw.update(name="acme-analytics", displayName="Acme Analytics")
+    raw["grants"][0]["account"]["value"] = account
+    return json.dumps(raw)
+
+
+def config_deployment(argv: list[str]) -> Any:
+    from kms_guard_cli.main import _config_deployment, build_parser
+
+    return _config_deployment(build_parser().parse_args(argv))
+
+
+def test_check_config_vendor_profile_paths_are_relative_to_the_files_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "conf" / "profiles").mkdir(parents=True)
+    (tmp_path / "conf" / "profiles" / "acme.json").write_text(acme_profile())
+    config = tmp_path / "conf" / "keys.json"
+    config.write_text(json.dumps({"keys": [{"keyArn": KEY, "vendorProfile": "profiles/acme.json"}]}))
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    [settings] = config_deployment(["check", "--config", str(config)]).keys
+    assert (settings.vendor.display_name, settings.vendor.principal_arn) == (
+        "Acme Analytics",
+        "arn:aws:iam::999988887777:root",
+    )
+    # stdin has no directory: the current one
+    monkeypatch.chdir(tmp_path / "conf")
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(config.read_bytes())))
+    [settings] = config_deployment(["check", "--config", "-"]).keys
+    assert settings.vendor.display_name == "Acme Analytics"
+
+
+def test_check_config_opt_in_flags_reach_every_key(tmp_path: Path) -> None:
+    config = tmp_path / "keys.json"
+    other = KEY.replace("mrk-1", "mrk-2")
+    config.write_text(json.dumps([{"keyArn": KEY}, {"keyArn": other, "vendor": "elastic"}]))
+    deployment = config_deployment(["check", "--config", str(config), "--security-hub", "--second-opinion"])
+    assert [(s.security_hub, s.finding_events, s.second_opinion) for s in deployment.keys] == [(True, False, True)] * 2
+    assert [s.vendor.display_name for s in deployment.keys] == ["Rockset", "Elastic Cloud"]
