@@ -159,6 +159,8 @@ class _Story:
                 key_arn="",
                 vendor="",
                 vendor_profile="",
+                remediation="",  # per key now, in the keys file: the cold start refuses them beside it
+                restore_key_state="",
                 security_hub="true",
                 finding_events="true",
                 keys_file=str(self.keys_file),

@@ -72,6 +72,9 @@ def test_a_change_to_one_key_alerts_about_that_key_alone(account: Account, datab
     assert databricks_key.key_id in alerts[0]["subject"]
     assert "Databricks" in alerts[0]["subject"]
     assert alerts[0]["attributes"]["key_id"] == databricks_key.key_id
+    # the fix repairs the key's own vendor's grant, not the default's (Rockset)
+    assert "kms-guard fix-policy --vendor databricks-managed-services - > fixed.json" in alerts[0]["message"]
+    assert "`kms-guard statement --vendor databricks-managed-services`" in alerts[0]["message"]
     # the Rockset key was not read at all: one Region read (the Databricks key's only one)
     assert account.calls["kms.DescribeKey"] == 1
 

@@ -19,6 +19,7 @@ from typing import Literal, cast
 
 from kms_guard.core.events import KeyEvent
 from kms_guard.core.findings import Code, Finding, KeyReport, RegionReport
+from kms_guard.core.profiles import command_flags
 from kms_guard.core.remediation import Outcome
 from kms_guard.core.vendor import VendorProfile
 
@@ -184,8 +185,9 @@ def subject_for(kind: AlertKind, report: KeyReport, vendor: VendorProfile, key_i
     return text if len(text) <= MAX_SUBJECT else text[: MAX_SUBJECT - 3] + "..."
 
 
-def fix_commands(finding: Finding, key_arn: str, home_region: str) -> list[str]:
+def fix_commands(finding: Finding, key_arn: str, home_region: str, vendor: VendorProfile | None = None) -> list[str]:
     region = finding.region or home_region
+    flags = command_flags(vendor) if vendor is not None else ""
     arn = key_arn
     get_policy = (
         f"aws kms get-key-policy --region {region} --key-id {arn} --policy-name default --query Policy --output text"
@@ -202,7 +204,7 @@ def fix_commands(finding: Finding, key_arn: str, home_region: str) -> list[str]:
             f"aws kms enable-key --region {region} --key-id {arn}",
         ]
     if code in (Code.ACTION_NOT_GRANTED, Code.GRANT_CONDITIONAL) and finding.fixable:
-        return [f"{get_policy} | kms-guard fix-policy - > fixed.json", put_policy]
+        return [f"{get_policy} | kms-guard fix-policy{flags} - > fixed.json", put_policy]
     if code in (Code.ACTION_NOT_GRANTED, Code.GRANT_CONDITIONAL, Code.POLICY_INVALID):
         # fix-policy would refuse (a Deny that may apply, or what KMS rejects): never advise it then.
         what = f"statement {clean(finding.statement, 80)}" if finding.statement else "the policy"
@@ -220,7 +222,7 @@ def fix_commands(finding: Finding, key_arn: str, home_region: str) -> list[str]:
     if code == Code.KEY_NOT_FOUND:
         primary = arn.replace(f":{region}:", f":{home_region}:")
         return [
-            "kms-guard statement > statement.json  # add it to the replica's policy",
+            f"kms-guard statement{flags} > statement.json  # add it to the replica's policy",
             f"aws kms replicate-key --region {home_region} --key-id {primary}"
             f" --replica-region {region} --policy file://policy-with-grant.json",
         ]
@@ -339,7 +341,8 @@ def render_alert(
     if findings and kind != "resolved":
         lines += ["", "HOW TO FIX"]
         for finding in findings[: 3 * MAX_FINDINGS_PER_REGION]:
-            commands = fix_commands(finding, report.key_arn.replace(f":{home}:", f":{finding.region or home}:"), home)
+            region_arn = report.key_arn.replace(f":{home}:", f":{finding.region or home}:")
+            commands = fix_commands(finding, region_arn, home, vendor)
             if commands:
                 lines.append(f"  {finding.code.value} in {finding.region}:")
                 lines += [f"    {c}" for c in commands]

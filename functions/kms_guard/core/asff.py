@@ -171,9 +171,9 @@ def _base(
     }
 
 
-def _recommendation(key: KeyArn, finding: Finding) -> str:
+def _recommendation(key: KeyArn, finding: Finding, vendor: VendorProfile) -> str:
     """The exact fix: the commands the alert gives, as many whole lines as fit."""
-    commands = fix_commands(finding, str(key.in_region(finding.region or key.region)), key.region)
+    commands = fix_commands(finding, str(key.in_region(finding.region or key.region)), key.region, vendor)
     text = "Fix: the commands in order (the README explains each)." if commands else "No automatic fix: see the README."
     for command in commands:
         line = f"\n{command}"
@@ -201,7 +201,7 @@ def _active(
         "Severity": {"Label": SEVERITY_LABEL[severity], "Original": severity},
         "Compliance": {"Status": COMPLIANCE[severity]},
         "RecordState": "ACTIVE",
-        "Remediation": {"Recommendation": {"Text": _recommendation(key, findings[0])}},
+        "Remediation": {"Recommendation": {"Text": _recommendation(key, findings[0], vendor)}},
     }
 
 

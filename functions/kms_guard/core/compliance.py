@@ -20,6 +20,7 @@ from kms_guard.core import validity
 from kms_guard.core.evaluate import ActionDecision, Budget, BudgetExceeded, Caller, evaluate, is_public
 from kms_guard.core.findings import Code, Finding, KeyReport, RegionReport
 from kms_guard.core.policy import Policy, PolicyError, parse_policy
+from kms_guard.core.profiles import command_flags
 from kms_guard.core.vendor import EVALUATED_KINDS, Grant, VendorProfile
 
 LIVE_BUDGET_SECONDS = 5.0
@@ -110,8 +111,10 @@ def assess_policy(
     whole = all(d.decision == "allowed" for d in combined.values())
     any_deny = any(d.denied_by or d.maybe_denied_by for d in combined.values())
     fixable = not invalid and not any_deny
+    missing = any(d.decision == "not-granted" for part in parts for d in part.decisions.values())
+    flags = command_flags(profile) if missing else ""  # the statement command names the key's own vendor
     for part in parts:
-        findings += _grant_findings(part.who, part.decisions, region, fixable)
+        findings += _grant_findings(part.who, part.decisions, region, fixable, flags)
 
     for problem in invalid:
         # Critical where the vendor's grant depends on it: the grant is not whole without what AWS never matches, or
@@ -145,7 +148,9 @@ def assess_policy(
     return PolicyAssessment(combined, tuple(findings), tuple(parts))
 
 
-def _grant_findings(who: str, decisions: dict[str, ActionDecision], region: str | None, fixable: bool) -> list[Finding]:
+def _grant_findings(
+    who: str, decisions: dict[str, ActionDecision], region: str | None, fixable: bool, statement: str = ""
+) -> list[Finding]:
     findings: list[Finding] = []
 
     denied: dict[str, list[str]] = {}
@@ -176,7 +181,7 @@ def _grant_findings(who: str, decisions: dict[str, ActionDecision], region: str 
                 "critical",
                 region,
                 f"No statement allows {who} {', '.join(not_granted)}; add the statement printed by "
-                "`kms-guard statement`.",
+                f"`kms-guard statement{statement}`.",
                 not_granted,
                 fixable=fixable,
             )

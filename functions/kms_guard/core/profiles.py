@@ -24,6 +24,7 @@ account that the vendor assumes) can be written down but is refused by `resolve`
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -557,3 +558,26 @@ def summary(document: Document) -> dict[str, Any]:
         "sources": list(dict.fromkeys(f["source"] for _, f in facts(raw))),
         "notes": raw.get("notes", []),
     }
+
+
+def command_flags(vendor: VendorProfile) -> str:
+    """The kms-guard options that name `vendor` (nothing for the default, Rockset): what a fix command needs so that it
+    repairs the grant of the key's own vendor, not the default's. A user's own profile cannot be named by the guard:
+    the option says where it goes."""
+    if vendor.name in SHIPPED:
+        flags = "" if vendor.name == DEFAULT else f" --vendor {vendor.name}"
+        if vendor.account and vendor.account != _shipped_account(vendor.name) and ACCOUNT_ID.match(vendor.account):
+            flags += f" --vendor-account {vendor.account}"
+    else:
+        flags = " --vendor-profile <your profile file>"
+    roles = dict.fromkeys(r for g in vendor.grants() for r in g.roles if re.fullmatch(r"[\w+=,.@:/-]{1,200}", r))
+    flags += "".join(f" --vendor-role {r}" for r in list(roles)[:5])
+    return flags
+
+
+@functools.cache
+def _shipped_account(name: str) -> str | None:
+    try:
+        return load(name).account
+    except ProfileError:  # a profile that needs the customer to name the vendor's account (TiDB)
+        return None
