@@ -18,7 +18,7 @@ def build_app(config: GuardConfig, app: cdk.App | None = None) -> tuple[cdk.App,
         "KmsGuard",
         config=config,
         env=env,
-        description=f"kms-guard: keeps a KMS key usable by {config.vendor_display_name}",
+        description=config.description,
     )
     forwarders = []
     for region in config.other_regions:

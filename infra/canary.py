@@ -14,6 +14,8 @@ Nothing here is synthesized unless `canary` is true.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
@@ -63,7 +65,7 @@ class CanaryFunction(Construct):
         *,
         config: GuardConfig,
         environment: dict[str, str],
-        layer: lambda_.ILayerVersion,
+        layers: Sequence[lambda_.ILayerVersion],
         code: lambda_.Code,
         alerts: AlertTopic,
     ) -> None:
@@ -100,7 +102,7 @@ class CanaryFunction(Construct):
             handler=CANARY_HANDLER,
             code=code,
             role=self.role,
-            layer=layer,
+            layers=layers,
             log_group=self.log_group,
             environment=environment,
             dead_letter_queue=self.dead_letter_queue,

@@ -14,6 +14,7 @@ aws-cdk-lib):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from aws_cdk import Duration, RemovalPolicy
@@ -26,7 +27,6 @@ from constructs import Construct
 from kms_guard.aws.access_analyzer import CHECK_ACTIONS
 from kms_guard.aws.coverage import RULE_READ_ACTIONS, TRAIL_LIST_ACTIONS, TRAIL_READ_ACTIONS
 from kms_guard.aws.finding_events import PUT_EVENTS_ACTIONS, default_bus_arn
-from kms_guard.aws.kms import KEY_STATE_ACTIONS, POLICY_WRITE_ACTIONS, READ_ACTIONS
 from kms_guard.aws.securityhub import IMPORT_ACTIONS, product_resource
 from kms_guard.aws.state import STATE_ACTIONS
 
@@ -50,13 +50,9 @@ FUNCTION_TIMEOUT = Duration.minutes(2)
 
 
 def kms_actions(config: GuardConfig) -> list[str]:
-    """Exactly the KMS actions the guard needs on the key, given what it is allowed to repair."""
-    actions = list(READ_ACTIONS)
-    if config.remediation != "off":
-        actions += POLICY_WRITE_ACTIONS
-    if config.restore_key_state:
-        actions += KEY_STATE_ACTIONS
-    return actions
+    """Exactly the KMS actions the guard needs on the (first) key, given what it is allowed to repair: what the key
+    policy's statement for the guard roles allows (`kms-guard statement`); infra.grants places them."""
+    return list(config.keys[0].actions)
 
 
 def opt_in_statements(config: GuardConfig) -> list[iam.PolicyStatement]:
@@ -98,7 +94,7 @@ def lambda_function(
     handler: str,
     code: lambda_.Code,
     role: iam.IRole,
-    layer: lambda_.ILayerVersion,
+    layers: Sequence[lambda_.ILayerVersion],
     log_group: logs.ILogGroup,
     environment: dict[str, str],
     dead_letter_queue: sqs.IQueue,
@@ -117,7 +113,7 @@ def lambda_function(
         handler=handler,
         code=code,
         role=role,
-        layers=[layer],
+        layers=list(layers),
         log_group=log_group,
         memory_size=256,
         timeout=FUNCTION_TIMEOUT,
@@ -141,7 +137,7 @@ class GuardFunction(Construct):
         description: str,
         config: GuardConfig,
         environment: dict[str, str],
-        layer: lambda_.ILayerVersion,
+        layers: Sequence[lambda_.ILayerVersion],
         code: lambda_.Code,
         alerts: AlertTopic,
         table: dynamodb.Table,
@@ -153,7 +149,8 @@ class GuardFunction(Construct):
             self,
             "Role",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=f"kms-guard {construct_id}: reads (and, if enabled, repairs) one KMS key",
+            description=f"kms-guard {construct_id}: reads (and, if enabled, repairs) "
+            + (f"{len(config.keys)} KMS keys" if config.many_keys else "one KMS key"),
         )
         self.dead_letter_queue = dead_letter_queue(self, "AsyncDlq", "failed asynchronous invocations")
         self.function = lambda_function(
@@ -162,7 +159,7 @@ class GuardFunction(Construct):
             handler=handler,
             code=code,
             role=self.role,
-            layer=layer,
+            layers=layers,
             log_group=self.log_group,
             environment=environment,
             dead_letter_queue=self.dead_letter_queue,
@@ -174,7 +171,7 @@ class GuardFunction(Construct):
             reserved_concurrency=RESERVED_CONCURRENCY,
         )
         self.log_group.grant_write(self.role)
-        self.role.add_to_policy(iam.PolicyStatement(actions=kms_actions(config), resources=config.key_arns()))
+        # The keys: granted by the stack to both guard roles at once (infra.keys), inline for one key.
         alerts.topic.grant_publish(self.role)
         table.grant(self.role, *STATE_ACTIONS)
         for statement in opt_in_statements(config):

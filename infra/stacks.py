@@ -1,4 +1,5 @@
-"""The stacks: everything in the key's home Region, and a forwarder in every other Rockset Region.
+"""The stacks: everything in the home Region (the first key's), and a forwarder in every other Region some key is
+watched in (the union of the keys' Regions).
 
 Stacks compose the constructs of each concern (infra.alerts, .state, .function, .routing, .monitoring) and wire them.
 """
@@ -15,7 +16,16 @@ from constructs import Construct
 from infra.alerts import AlertTopic
 from infra.canary import CanaryFunction, CanaryKey
 from infra.config import GuardConfig
-from infra.function import EVENT_HANDLER, SCHEDULED_HANDLER, GuardFunction, function_code, powertools_layer
+from infra.function import (
+    ARCHITECTURE,
+    EVENT_HANDLER,
+    LAMBDA_RUNTIME,
+    SCHEDULED_HANDLER,
+    GuardFunction,
+    function_code,
+    powertools_layer,
+)
+from infra.keys import KeysLayer, grant_key_access
 from infra.monitoring import alarm_on, dlq_alarm, heartbeat_alarm
 from infra.queues import dead_letter_queue
 from infra.routing import Forwarders, KmsEventRules
@@ -30,7 +40,13 @@ class GuardStack(Stack):
         self.alerts = AlertTopic(self, "Alerts", emails=config.alert_emails)
         self.state = StateTable(self, "State")
         environment = config.environment(self.alerts.topic.topic_arn, self.state.table.table_name)
-        layer = powertools_layer(self, config.key.partition, config.home_region)
+        layers = [powertools_layer(self, config.key.partition, config.home_region)]
+        self.keys_layer: KeysLayer | None = None
+        if config.keys_file is not None:  # many keys: the list travels in a layer, the environment names its file
+            self.keys_layer = KeysLayer(
+                self, "Keys", document=config.keys_file, runtime=LAMBDA_RUNTIME, architecture=ARCHITECTURE
+            )
+            layers.append(self.keys_layer.layer)
         code = function_code()
 
         def guard_function(
@@ -43,7 +59,7 @@ class GuardStack(Stack):
                 description=description,
                 config=config,
                 environment=environment,
-                layer=layer,
+                layers=layers,
                 code=code,
                 alerts=self.alerts,
                 table=self.state.table,
@@ -59,12 +75,13 @@ class GuardStack(Stack):
             "kms-guard: the scheduled check (safety net, heartbeat, coverage self-check)",
             reads_coverage=True,  # only the scheduled check reads coverage: events never pay for it
         )
+        self.key_policies = grant_key_access(self, config, [self.event_function.role, self.scheduled_function.role])
         self.rules = KmsEventRules(self, "KmsEvents", function=self.event_function.function, canary=config.canary)
         self.canary: CanaryFunction | None = None
         if config.canary:
             CanaryKey(self, "CanaryKey")
             self.canary = CanaryFunction(
-                self, "Canary", config=config, environment=environment, layer=layer, code=code, alerts=self.alerts
+                self, "Canary", config=config, environment=environment, layers=layers, code=code, alerts=self.alerts
             )
         CfnOutput(
             self,
@@ -79,7 +96,7 @@ class GuardStack(Stack):
         self.schedule = events.Rule(
             self,
             "Schedule",
-            description="kms-guard: scheduled check of the key",
+            description="kms-guard: scheduled check of the key" + ("s" if config.many_keys else ""),
             schedule=events.Schedule.expression(config.check_schedule),
             targets=[
                 targets.LambdaFunction(

@@ -29,6 +29,9 @@ from tests.support import EVENTS, load_event
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY_ARNS = [KEY_ARN.replace("us-west-2", r) for r in REGIONS]
+KEY_ANY_REGION = KEY_ARN.replace("us-west-2", "*")
+"""The key and its replicas wherever they are: the guard reads replicas it finds outside the configured Regions
+(REPLICA_UNWATCHED), so reads are granted in any Region on this key ID; writes only in the configured Regions."""
 RULE_ARNS = [f"arn:aws:events:{r}:111122223333:rule/{name}" for r in REGIONS for name in RULE_NAMES]
 COVERAGE_GRANTS = {
     json.dumps("*"): list(TRAIL_LIST_ACTIONS),
@@ -51,27 +54,38 @@ def policy_statements(template: Template) -> list[tuple[str, list[str], Any]]:
 
 
 def kms_statements(template: Template, role_prefix: str) -> list[tuple[list[str], Any]]:
-    return [(a, r) for lid, a, r in policy_statements(template) if lid.startswith(role_prefix) and r == KEY_ARNS]
-
-
-# --- least privilege -------------------------------------------------------------------------------------------
+    return [
+        (a, r)
+        for lid, a, r in policy_statements(template)
+        if lid.startswith(role_prefix) and r in (KEY_ARNS, KEY_ANY_REGION)
+    ]
 
 
 @pytest.mark.parametrize("role", ["KmsEventFunctionRole", "ScheduledCheckFunctionRole"])
 def test_alerting_only_roles_can_only_read_the_key(off: Built, role: str) -> None:
-    assert kms_statements(off["home"], role) == [(list(READ_ACTIONS), KEY_ARNS)]
+    assert kms_statements(off["home"], role) == [(list(READ_ACTIONS), KEY_ANY_REGION)]
 
 
 @pytest.mark.parametrize("role", ["KmsEventFunctionRole", "ScheduledCheckFunctionRole"])
-def test_remediation_adds_exactly_the_write_actions(on: Built, role: str) -> None:
-    expected = list(READ_ACTIONS) + list(POLICY_WRITE_ACTIONS) + list(KEY_STATE_ACTIONS)
-    assert kms_statements(on["home"], role) == [(expected, KEY_ARNS)]
+def test_remediation_adds_exactly_the_write_actions_in_the_configured_regions(on: Built, role: str) -> None:
+    writes = list(POLICY_WRITE_ACTIONS) + list(KEY_STATE_ACTIONS)
+    assert kms_statements(on["home"], role) == [(list(READ_ACTIONS), KEY_ANY_REGION), (writes, KEY_ARNS)]
 
 
 def test_policy_repair_without_key_state_restore() -> None:
     template = build(remediation="revert")["home"]
-    expected = list(READ_ACTIONS) + list(POLICY_WRITE_ACTIONS)
-    assert kms_statements(template, "KmsEventFunctionRole") == [(expected, KEY_ARNS)]
+    expected = [(list(READ_ACTIONS), KEY_ANY_REGION), (list(POLICY_WRITE_ACTIONS), KEY_ARNS)]
+    assert kms_statements(template, "KmsEventFunctionRole") == expected
+
+
+def test_a_single_region_key_is_read_in_its_own_region_only() -> None:
+    """No Region wildcard where there can be no replica: a single-Region key (for a vendor that allows one)."""
+    single = "arn:aws:kms:us-west-2:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    template = build(keyArn=single, regions=["us-west-2"], vendor="elastic", remediation="restore-statement")["home"]
+    statements = [(a, r) for lid, a, r in policy_statements(template) if lid.startswith("KmsEventFunctionRole")]
+    assert (list(READ_ACTIONS), single) in statements
+    assert (list(POLICY_WRITE_ACTIONS), single) in statements
+    assert not [r for a, r in statements if any(x.startswith("kms:") for x in a) and ":*:" in json.dumps(r)]
 
 
 def test_no_kms_wildcards_and_no_kms_action_on_star(on: Built) -> None:
@@ -82,6 +96,10 @@ def test_no_kms_wildcards_and_no_kms_action_on_star(on: Built) -> None:
             if kms_actions:
                 assert resource != "*"
                 assert "*" not in (resource if isinstance(resource, list) else [resource])
+                # the only wildcard on a KMS resource is the Region of the guarded key's ID, for reads
+                for arn in resource if isinstance(resource, list) else [resource]:
+                    if isinstance(arn, str) and "*" in arn:
+                        assert (arn, kms_actions) == (KEY_ANY_REGION, list(READ_ACTIONS))
 
 
 def test_each_role_reaches_only_its_topic_table_log_group_and_dlq(on: Built) -> None:
@@ -98,7 +116,8 @@ def test_each_role_reaches_only_its_topic_table_log_group_and_dlq(on: Built) -> 
             json.dumps([{"Fn::GetAtt": [table, "Arn"]}]): list(STATE_ACTIONS),
             json.dumps({"Fn::GetAtt": [log_group, "Arn"]}): ["logs:CreateLogStream", "logs:PutLogEvents"],
             json.dumps({"Fn::GetAtt": [dlq, "Arn"]}): ["sqs:SendMessage"],
-            json.dumps(KEY_ARNS): list(READ_ACTIONS) + list(POLICY_WRITE_ACTIONS) + list(KEY_STATE_ACTIONS),
+            json.dumps(KEY_ANY_REGION): list(READ_ACTIONS),
+            json.dumps(KEY_ARNS): list(POLICY_WRITE_ACTIONS) + list(KEY_STATE_ACTIONS),
         }
         if function_id == "ScheduledCheckFunction":  # the coverage self-check runs on the schedule only
             allowed |= COVERAGE_GRANTS
@@ -201,6 +220,7 @@ def test_lambda_environment_is_named_once_by_the_settings_and_accepted_by_them()
         variables = function["Properties"]["Environment"]["Variables"]
         # The vendor profile settings are set only when given (vendor and vendorProfile exclude each other).
         only_when_given = {ENV_NAMES[f] for f in ("vendor", "vendor_roles", "vendor_profile")}
+        only_when_given.add(ENV_NAMES["keys_file"])  # many keys only (test_many_keys.py)
         expected = set(ENV_NAMES.values()) - only_when_given
         assert set(variables) == expected | {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"}
         env = {k: v if isinstance(v, str) else deployed[json.dumps(v)] for k, v in variables.items()}
