@@ -286,9 +286,21 @@ def test_function_asset_is_the_functions_folder_as_it_stands(off: Built, tmp_pat
     assert zipped.stat().st_size < 200 * 1024
 
 
-def test_a_synth_leaves_no_temporary_directory_behind(tmp_path: Path) -> None:
+TWO_KEYS = [
+    {"keyArn": KEY_ARN, "regions": ["us-west-2", "us-east-1"]},
+    {"keyArn": KEY_ARN.replace("1234abcd", "5678abcd"), "vendor": "elastic", "remediation": "revert"},
+]
+
+
+@pytest.mark.parametrize(
+    "context",
+    [{"keyArn": KEY_ARN, "regions": ["us-west-2", "us-east-1"]}, {"keys": TWO_KEYS}],
+    ids=["one key", "many keys: the keys layer"],
+)
+def test_a_synth_leaves_no_temporary_directory_behind(tmp_path: Path, context: dict[str, Any]) -> None:
     """The asset is a folder as it stands: a synth stages nothing in the temporary directory. Run in a fresh process
-    whose TMPDIR is this test's folder, so Node's (jsii's) temporary files would land there too."""
+    whose TMPDIR is this test's folder, so Node's (jsii's) temporary files would land there too. With many keys, the
+    keys layer's folder is written in the output directory and gone once CDK staged its copy."""
     temp = tmp_path / "tmp"
     temp.mkdir()
     out = tmp_path / "out"
@@ -298,7 +310,7 @@ def test_a_synth_leaves_no_temporary_directory_behind(tmp_path: Path) -> None:
         "import aws_cdk as cdk\n"
         "from infra.app import build_app\n"
         "from infra.config import config_from_context\n"
-        f"config = config_from_context({{'keyArn': {KEY_ARN!r}, 'regions': ['us-west-2', 'us-east-1']}})\n"
+        f"config = config_from_context({context!r})\n"
         f"app, _, _ = build_app(config, cdk.App(outdir={str(out)!r}))\n"
         "app.synth()\n"
     )
@@ -306,6 +318,9 @@ def test_a_synth_leaves_no_temporary_directory_behind(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-c", script], cwd=root, env=env, check=True, capture_output=True, timeout=300)
     assert (out / "KmsGuard.template.json").is_file()
     assert sorted(p.name for p in temp.iterdir()) == []
+    folders = sorted(p.name for p in out.iterdir() if p.is_dir())
+    assert all(name.startswith("asset.") for name in folders), folders
+    assert len(folders) == (2 if "keys" in context else 1)  # the functions' code (and the keys layer)
 
 
 def _file_assets(stack: CloudFormationStackArtifact) -> list[dict[str, Any]]:
