@@ -22,6 +22,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -74,38 +75,42 @@ def offline_environment(endpoint: str, region: str, home: Path) -> dict[str, str
 
 @contextmanager
 def moto_server(account: str) -> Iterator[str]:
-    """A moto server process on 127.0.0.1 (a free port) for `account`; yields its endpoint URL."""
+    """A moto server process on 127.0.0.1 (a free port) for `account`; yields its endpoint URL.
+
+    Its log (one line per request) goes to an unnamed temporary file, not a pipe: nobody reads a pipe while the
+    server runs, and once a pipe's buffer is full the server blocks on its next log line, answering nothing more
+    (seen from about 70 keys checked at once)."""
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env["MOTO_ACCOUNT_ID"] = account
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            try:
-                with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=2):
-                    break
-            except (urllib.error.URLError, ConnectionError) as exc:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
-                    raise RuntimeError(f"the moto server did not start on {endpoint}: {stderr[-2000:]}") from exc
-                time.sleep(0.2)
-        yield endpoint
-    finally:
-        process.terminate()
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stderr:
-            process.stderr.close()
+            deadline = time.monotonic() + STARTUP_SECONDS
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=2):
+                        break
+                except (urllib.error.URLError, ConnectionError) as exc:
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        log.seek(0)
+                        stderr = log.read().decode(errors="replace")
+                        raise RuntimeError(f"the moto server did not start on {endpoint}: {stderr[-2000:]}") from exc
+                    time.sleep(0.2)
+            yield endpoint
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 @dataclass(frozen=True)
