@@ -10,6 +10,7 @@ template, a function's environment at most 4 KB.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import subprocess
@@ -19,6 +20,7 @@ from typing import Any
 
 import pytest
 from kms_guard.aws.kms import KEY_STATE_ACTIONS, POLICY_WRITE_ACTIONS, READ_ACTIONS
+from kms_guard.core import profiles
 from kms_guard.core.coverage import CANARY_ALIAS, CANARY_ROLE_NAME, RULE_NAMES
 from kms_guard.deployment import MAX_KEYS, deployment_from_env
 from kms_guard.settings import ENV_NAMES
@@ -59,6 +61,7 @@ SHARED: dict[str, Any] = {
     "canary": True,
     "securityHub": True,
     "findingEvents": True,
+    "secondOpinion": True,
 }
 
 
@@ -457,6 +460,39 @@ def test_more_key_statements_than_a_role_can_attach_are_refused_at_synth() -> No
     [problem] = problems({"keys": keys})
     assert problem.startswith("keys: the guard's access to these keys takes ")
     assert "IAM attaches at most 10 to a role" in problem
+
+
+def test_a_vendor_profile_file_travels_embedded_in_the_keys_file_not_the_environment(tmp_path: Path) -> None:
+    """A profile too large for Lambda's 4 KB environment is fine in a key list: it travels in the keys layer. Paths
+    are read where the app runs; a missing one is that entry's problem."""
+    document = {**profiles.shipped("confluent").raw, "name": "acme"}
+
+    def noise(seed: str) -> str:  # a source that does not compress
+        return "".join(hashlib.sha256(f"{seed}{j}".encode()).hexdigest() for j in range(9))[:590]
+
+    for i, grant in enumerate(document["grants"]):
+        grant["actions"] = {**grant["actions"], "source": noise(str(i))}
+    for part in ("minutes", "text", "recovery"):
+        document["outage"][part] = {**document["outage"][part], "source": noise(part)}
+    path = tmp_path / "acme.json"
+    path.write_text(json.dumps(document))
+    role = "arn:aws:iam::999988887777:role/acme"
+    keys = [
+        {"keyArn": f"arn:aws:kms:us-west-2:{ACCOUNT}:key/{key_id(1)}"},
+        {"keyArn": f"arn:aws:kms:us-west-2:{ACCOUNT}:key/{key_id(2)}", "vendorProfile": str(path), "vendorRoles": role},
+    ]
+    config = config_from_context({"keys": keys})
+    assert config.keys_file is not None
+    [_, entry] = json.loads(config.keys_file)["keys"]
+    assert entry["vendorProfile"].startswith("zlib+base64:")
+    # the same profile for one key, in the environment, fails the synth
+    [single] = problems({"keyArn": keys[1]["keyArn"], "vendorProfile": str(path), "vendorRoles": role})
+    assert "over Lambda's 4096-byte limit" in single
+    environment = config.environment("arn:aws:sns:us-west-2:111122223333:t", "table")
+    assert sum(len(k) + len(v) for k, v in environment.items()) < 1024
+    keys[1]["vendorProfile"] = str(tmp_path / "missing.json")
+    [problem] = problems({"keys": keys})
+    assert problem.startswith(f"keys[1].vendorProfile: cannot read {tmp_path / 'missing.json'}: No such file")
 
 
 def test_keys_as_json_text_and_as_a_list_are_the_same_configuration() -> None:
