@@ -82,6 +82,8 @@ KEYS_FILE = "/opt/kms-guard/keys.json"
 """Where the functions find the keys file of a many-key deployment: `kms-guard/keys.json` in the keys layer, which
 Lambda extracts under /opt (https://docs.aws.amazon.com/lambda/latest/dg/packaging-layers.html)."""
 DEFAULT_SCHEDULE = "rate(15 minutes)"
+POWERTOOLS_ENVIRONMENT = {"POWERTOOLS_SERVICE_NAME": "kms-guard", "POWERTOOLS_METRICS_NAMESPACE": "KmsGuard"}
+"""What every function's environment holds beside the guard's settings."""
 LAMBDA_ENV_LIMIT = 4096
 """Lambda's limit on a function's environment variables, names and values together (bytes)."""
 _WORST_TOPIC_ARN = "arn:aws-us-gov:sns:us-gov-west-1:123456789012:" + "t" * 256
@@ -159,10 +161,6 @@ class GuardConfig:
     @property
     def other_regions(self) -> tuple[str, ...]:
         return tuple(r for r in self.regions if r != self.home_region)
-
-    def key_arns(self) -> list[str]:
-        """Every key in every Region it is configured in: the only KMS resources the guard may change."""
-        return [arn for access in self.keys for arn in access.write_arns]
 
     def rule_arns(self) -> list[str]:
         """The guard's own EventBridge rules in every Region (the same names everywhere): what coverage reads."""
@@ -280,7 +278,7 @@ def config_from_context(context: Mapping[str, Any], *, read_file: Callable[[str]
         second_opinion=shared["second_opinion"],
         canary=canary,
     )
-    environment = config.environment(_WORST_TOPIC_ARN, _WORST_TABLE)
+    environment = {**config.environment(_WORST_TOPIC_ARN, _WORST_TABLE), **POWERTOOLS_ENVIRONMENT}
     size = sum(len(k) + len(v.encode()) for k, v in environment.items())
     if size > LAMBDA_ENV_LIMIT:
         if config.vendor_profile and not config.many_keys:

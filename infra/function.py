@@ -31,7 +31,7 @@ from kms_guard.aws.securityhub import IMPORT_ACTIONS, product_resource
 from kms_guard.aws.state import STATE_ACTIONS
 
 from infra.alerts import AlertTopic
-from infra.config import GuardConfig
+from infra.config import POWERTOOLS_ENVIRONMENT, GuardConfig
 from infra.layers import powertools_layer_arn
 from infra.nag import acknowledge
 from infra.queues import dead_letter_queue
@@ -117,7 +117,7 @@ def lambda_function(
         log_group=log_group,
         memory_size=256,
         timeout=FUNCTION_TIMEOUT,
-        environment={**environment, "POWERTOOLS_SERVICE_NAME": "kms-guard", "POWERTOOLS_METRICS_NAMESPACE": "KmsGuard"},
+        environment={**environment, **POWERTOOLS_ENVIRONMENT},
         dead_letter_queue=dead_letter_queue,
         retry_attempts=retry_attempts,
         max_event_age=max_event_age,
