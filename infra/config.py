@@ -34,7 +34,7 @@ from kms_guard.core import profiles
 from kms_guard.core.arns import ArnError, KeyArn, parse_regions
 from kms_guard.core.coverage import CANARY_ROLE_NAME, RULE_NAMES
 from kms_guard.core.vendor import ACCOUNT_ID, ROCKSET_ACCOUNT
-from kms_guard.deployment import Deployment, KeyListError, keys_document, parse_key_list
+from kms_guard.deployment import FIELDS, Deployment, KeyListError, keys_document, parse_key_list
 from kms_guard.settings import (
     ENV_NAMES,
     REMEDIATION_MODES,
@@ -67,17 +67,8 @@ CONTEXT_KEYS = (
     "canary",
     "keys",
 )
-PER_KEY_CONTEXT = (
-    "keyArn",
-    "regions",
-    "remediation",
-    "restoreKeyState",
-    "vendor",
-    "vendorRoles",
-    "vendorProfile",
-    "vendorAccount",
-)
-"""The single-key context keys: with `keys`, each key's own are in its entry."""
+PER_KEY_CONTEXT = tuple(FIELDS)
+"""The single-key context keys, which are exactly the fields of a `keys` entry: beside `keys`, each is a problem."""
 KEYS_FILE = "/opt/kms-guard/keys.json"
 """Where the functions find the keys file of a many-key deployment: `kms-guard/keys.json` in the keys layer, which
 Lambda extracts under /opt (https://docs.aws.amazon.com/lambda/latest/dg/packaging-layers.html)."""
@@ -459,7 +450,7 @@ def _as_one_key(deployment: Deployment, keys: tuple[KeyAccess, ...]) -> dict[str
     default_vendor = vendor in (None, profiles.DEFAULT) and "vendorProfile" not in entry
     return {
         "keys": keys,
-        "vendor_account": ROCKSET_ACCOUNT if default_vendor else None,
+        "vendor_account": entry.get("vendorAccount") or (ROCKSET_ACCOUNT if default_vendor else None),
         "vendor": vendor,
         "vendor_roles": tuple(entry.get("vendorRoles", ())),
         "vendor_profile": entry.get("vendorProfile"),

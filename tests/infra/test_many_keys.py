@@ -366,11 +366,19 @@ def test_the_function_asset_stays_our_code_alone() -> None:
     assert not list((Path(built["assembly"].directory) / code[0]).rglob("keys.json"))
 
 
-def test_a_list_of_one_key_deploys_exactly_as_the_single_key_context_keys() -> None:
-    entry = {"keyArn": KEY_ARN, "regions": ["us-west-2", "us-east-1"], "remediation": "revert", "vendor": "elastic"}
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"keyArn": KEY_ARN, "regions": ["us-west-2", "us-east-1"], "remediation": "revert", "vendor": "elastic"},
+        {"keyArn": KEY_ARN, "vendor": "tidb", "vendorAccount": "444455556666", "restoreKeyState": True},
+        {"keyArn": KEY_ARN, "regions": "us-west-2,eu-west-1"},
+    ],
+    ids=["elastic, repairs", "tidb, its account", "rockset"],
+)
+def test_a_list_of_one_key_deploys_exactly_as_the_single_key_context_keys(entry: dict[str, Any]) -> None:
     # regions [] (as an older cdk.json holds) says nothing; conftest's keyArn is left out
     listed = build(keys=json.dumps([entry]), keyArn=None, regions=[])
-    single = build(keyArn=KEY_ARN, regions=["us-west-2", "us-east-1"], remediation="revert", vendor="elastic")
+    single = build(**{"regions": None, **entry})  # not conftest's Regions: the entry's, or its own Region
     assert listed["home"].to_json() == single["home"].to_json()
     assert {r: t.to_json() for r, t in listed["forwarders"].items()} == {
         r: t.to_json() for r, t in single["forwarders"].items()
@@ -490,8 +498,8 @@ def test_a_vendor_profile_file_travels_embedded_in_the_keys_file_not_the_environ
     assert "over Lambda's 4096-byte limit" in single
     environment = config.environment("arn:aws:sns:us-west-2:111122223333:t", "table")
     assert sum(len(k) + len(v) for k, v in environment.items()) < 1024
-    keys[1]["vendorProfile"] = str(tmp_path / "missing.json")
-    [problem] = problems({"keys": keys})
+    missing = {"keyArn": keys[1]["keyArn"], "vendorProfile": str(tmp_path / "missing.json")}
+    [problem] = problems({"keys": [keys[0], missing]})
     assert problem.startswith(f"keys[1].vendorProfile: cannot read {tmp_path / 'missing.json'}: No such file")
 
 
