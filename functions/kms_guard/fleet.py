@@ -30,7 +30,11 @@ from kms_guard.core.findings import Code, Finding, KeyReport, RegionReport
 from kms_guard.guard import Guard, Result
 
 MAX_KEY_WORKERS = 16
-"""Keys checked at once by the scheduled check (each reads its Regions concurrently: about 3 threads per key)."""
+"""Keys checked at once by the scheduled check (each reads its first Region in its own thread, its other Regions and
+its state on the deployment's background threads)."""
+BACKGROUND_WORKERS = 3 * MAX_KEY_WORKERS
+"""The deployment's background threads (kms_guard.wiring): enough for MAX_KEY_WORKERS keys of 3 Regions each (2 other
+Regions and the state load); a key in more Regions queues its further reads (only slower: they are leaves)."""
 SIGHT_PK = "kms-guard#deployment"
 """The state partition of a many-key deployment's sight (never a key ID: key IDs have no `#`)."""
 

@@ -26,9 +26,9 @@ import dataclasses
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 from kms_guard.core.alerts import Alert, Reported, decide_alerts, fingerprint, region_fingerprint, render_alert
 from kms_guard.core.arns import KeyArn
@@ -51,6 +51,8 @@ from kms_guard.core.replicas import actual_regions, mark_unwatched, unwatched_re
 from kms_guard.core.second_opinion import Opinion, agrees, dispute, guard_view, reference_policy
 from kms_guard.core.vendor import VendorProfile
 from kms_guard.settings import Settings
+
+T = TypeVar("T")
 
 EXPLAINED_BY: dict[str, frozenset[Code]] = {
     "PutKeyPolicy": frozenset(
@@ -257,7 +259,10 @@ class Guard:
         verify_attempts: int = VERIFY_ATTEMPTS,
         evaluates_key: bool = True,
         key_count: int = 1,
+        background: Executor | None = None,
     ) -> None:
+        """`background`: threads for a call made beside the key's read (the state load), kept and shared (wiring
+        gives the deployment's); what runs there never waits for another task of it."""
         self.settings = settings
         self.evaluates_key = evaluates_key
         """False for the sight of a deployment of many keys: it reads coverage and records canaries, nothing else."""
@@ -273,6 +278,7 @@ class Guard:
         self._clock = clock
         self._sleep = sleep
         self._verify_attempts = verify_attempts
+        self._background = background or ThreadPoolExecutor(max_workers=1, thread_name_prefix="key-state")
 
     # --- entry points -------------------------------------------------------------------------------------------
 
@@ -351,8 +357,12 @@ class Guard:
         self, event: KeyEvent, reading: Future[KeyReport] | None = None, record: KeyRecord | None = None
     ) -> Result:
         if reading is None:
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="key-read") as pool:
-                return self._evaluate(event, pool.submit(self._read), record)
+            # The key read in this thread (its other Regions on background threads), the state loaded beside it: no
+            # thread started per call (a scheduled check of many keys takes this path for each key).
+            loading = self._background.submit(self._state.load) if record is None else None
+            reading = _completed(self._read)
+            if loading is not None:
+                record = loading.result()
         record = record or self._state.load()
         report, opinions = self._review(reading.result())
         now = self._clock()
@@ -765,6 +775,17 @@ class _Lazy:
         if not self._done:
             self._value, self._done = self._compute(), True
         return self._value
+
+
+def _completed(call: Callable[[], T]) -> Future[T]:
+    """`call()` run in this thread, as a completed Future (its result, or its exception as a pool would hand it
+    over)."""
+    future: Future[T] = Future()
+    try:
+        future.set_result(call())
+    except BaseException as exc:
+        future.set_exception(exc)
+    return future
 
 
 def _hinted_regions(event: KeyEvent) -> tuple[str, ...]:

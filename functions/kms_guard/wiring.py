@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +17,7 @@ from kms_guard.aws.notify import SnsNotifier
 from kms_guard.aws.securityhub import SecurityHubSink
 from kms_guard.aws.state import DynamoState
 from kms_guard.deployment import Deployment
-from kms_guard.fleet import SIGHT_PK, Fleet
+from kms_guard.fleet import BACKGROUND_WORKERS, SIGHT_PK, Fleet
 from kms_guard.guard import FindingSink, Guard, Notifier, StateStore
 from kms_guard.memory import CollectingNotifier, MemoryState
 from kms_guard.settings import Settings
@@ -45,13 +46,18 @@ class WiredFleet:
 
 
 def wire_fleet(deployment: Deployment, clients: ClientFactory | None = None, **guard_options: Any) -> WiredFleet:
-    """Every key's Guard, sharing the clients, the notifier and the KMS gateway; with many keys, one more Guard for
-    the deployment's sight (kms_guard.fleet)."""
+    """Every key's Guard, sharing the clients, the notifier, the KMS gateway and the background threads; with many
+    keys, one more Guard for the deployment's sight (kms_guard.fleet).
+
+    The background threads run the calls made beside another (a Region's read beside the first Region's, a key's
+    state load beside its read), started as needed up to BACKGROUND_WORKERS and then kept: a scheduled check of many
+    keys used to start and stop two pools per key. Only leaves run there (nothing that waits for another of them)."""
     clients = clients or ClientFactory()
     first = deployment.first
     home = deployment.home
     notifier: Notifier = SnsNotifier(clients, first.topic_arn) if first.topic_arn else CollectingNotifier()
-    kms = KmsGateway(clients)
+    background = ThreadPoolExecutor(max_workers=BACKGROUND_WORKERS, thread_name_prefix="kms-guard-io")
+    kms = KmsGateway(clients, background)
     identity = StsIdentity(clients, home)
     reasoner = AccessAnalyzerReasoner(clients) if first.second_opinion else None
     many = len(deployment.keys) > 1
@@ -83,6 +89,7 @@ def wire_fleet(deployment: Deployment, clients: ClientFactory | None = None, **g
                 sinks=sinks,
                 reasoner=reasoner,
                 coverage=None if many else CoverageGateway(clients),
+                background=background,
                 **guard_options,
             )
         )
@@ -98,6 +105,7 @@ def wire_fleet(deployment: Deployment, clients: ClientFactory | None = None, **g
             coverage=CoverageGateway(clients),
             evaluates_key=False,
             key_count=len(deployment.keys),
+            background=background,
             **guard_options,
         )
     return WiredFleet(Fleet(guards, sight), notifier, states)

@@ -8,7 +8,7 @@ Writes never set BypassPolicyLockoutSafetyCheck: KMS refuses a policy that would
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
 from kms_guard.aws.clients import ClientFactory
@@ -22,8 +22,11 @@ KEY_STATE_ACTIONS = ("kms:EnableKey", "kms:CancelKeyDeletion")
 
 
 class KmsGateway:
-    def __init__(self, clients: ClientFactory) -> None:
+    def __init__(self, clients: ClientFactory, background: Executor | None = None) -> None:
+        """`background`: threads for the Regions read beside the first (kept and shared: wiring gives the
+        deployment's; a read is a leaf, it waits for nothing in that pool)."""
         self._clients = clients
+        self._background = background or ThreadPoolExecutor(thread_name_prefix="kms-read")
 
     def _kms(self, region: str) -> Any:
         return self._clients.client("kms", region)
@@ -47,15 +50,13 @@ class KmsGateway:
         return RegionObservation(region, key_arn, metadata, policy)
 
     def read_all(self, key_arns: dict[str, str]) -> list[RegionObservation]:
-        """Read every Region concurrently; results in the order given (home Region first)."""
+        """Read every Region concurrently, the first in this thread and the others on the background threads;
+        results in the order given (home Region first)."""
         for region in key_arns:
             self._kms(region)  # create clients up front, in this thread
-        if len(key_arns) == 1:
-            region, arn = next(iter(key_arns.items()))
-            return [self.read(region, arn)]
-        with ThreadPoolExecutor(max_workers=len(key_arns), thread_name_prefix="kms-read") as pool:
-            futures = [pool.submit(self.read, region, arn) for region, arn in key_arns.items()]
-            return [f.result() for f in futures]
+        (first, first_arn), *others = key_arns.items()
+        futures = [self._background.submit(self.read, region, arn) for region, arn in others]
+        return [self.read(first, first_arn), *(f.result() for f in futures)]
 
     # Writes raise WriteFailed with AWS's reason: the use case reports it without knowing botocore.
     def put_key_policy(self, region: str, key_arn: str, policy: str) -> None:
