@@ -29,9 +29,11 @@ from kms_guard.core.events import MAX_CANDIDATES, Ignored, candidate_identifiers
 from kms_guard.core.findings import Code, Finding, KeyReport, RegionReport
 from kms_guard.guard import Guard, Result
 
-MAX_KEY_WORKERS = 16
+MAX_KEY_WORKERS = 24
 """Keys checked at once by the scheduled check (each reads its first Region in its own thread, its other Regions and
-its state on the deployment's background threads)."""
+its state on the deployment's background threads). Enough calls in flight (about 3 per key) to keep the CPU busy
+while others wait out their round trip: a check of many keys is bound by botocore's CPU per call (make bench,
+multi_key_ratio: 16 left the CPU idle while the first and the last keys waited; more only queue for the GIL)."""
 BACKGROUND_WORKERS = 3 * MAX_KEY_WORKERS
 """The deployment's background threads (kms_guard.wiring): enough for MAX_KEY_WORKERS keys of 3 Regions each (2 other
 Regions and the state load); a key in more Regions queues its further reads (only slower: they are leaves)."""

@@ -22,12 +22,12 @@ if TYPE_CHECKING:
 
 USER_AGENT = f"kms-guard/{__version__}"
 MAX_ATTEMPTS = 5
-MAX_POOL_CONNECTIONS = 24
-"""Connections each client keeps (botocore's default is 10). A scheduled check of many keys has up to
-`fleet.MAX_KEY_WORKERS` (16) keys reading one Region at once, each call holding a connection for its round trip, and
-their state loads plus the deployment's sight on the home Region's DynamoDB client: with 10, every check opened (TLS
-handshakes, in AWS) and threw away connections beyond the tenth, logging urllib3's "Connection pool is full" for each.
-A connection is opened only when needed, so a single key's deployment opens no more than before."""
+MAX_POOL_CONNECTIONS = 32
+"""Connections each client keeps (botocore's default is 10); at least `fleet.MAX_KEY_WORKERS` + 1. A scheduled check
+of many keys has up to MAX_KEY_WORKERS (24) keys reading one Region at once, each call holding a connection for its
+round trip, and their state loads plus the deployment's sight on the home Region's DynamoDB client: with 10, every
+check opened (TLS handshakes, in AWS) and threw away connections beyond the tenth, logging urllib3's "Connection pool
+is full" for each. A connection is opened only when needed, so a single key's deployment opens no more than before."""
 
 
 class ClientFactory:
