@@ -432,7 +432,8 @@ def main() -> None:
     multi = results["multi_key_detail"]
     print(
         f"many keys ({multi['keys']} keys x {multi['regions']} Regions, {multi['latency_ms']:g} ms per call, "
-        f"medians of {multi['runs']}): {multi['keys_ms']} ms (CPU {multi['keys_cpu_ms']} ms) against one key "
+        f"medians of {multi['runs']}): {multi['keys_ms']} ms (runs {multi['keys_ms_min_max'][0]}-"
+        f"{multi['keys_ms_min_max'][1]} ms; CPU {multi['keys_cpu_ms']} ms) against one key "
         f"{multi['one_key_ms']} ms (CPU {multi['one_key_cpu_ms']} ms); {multi['dynamodb_calls_per_key']} DynamoDB "
         f"calls per key; {multi['connections_opened_in_timed_runs']} connections opened in the timed runs; "
         f"peak Python memory (tracemalloc) {multi['peak_mib_tracemalloc']} MiB "
