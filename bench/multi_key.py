@@ -47,7 +47,7 @@ from kms_guard.wiring import wire_fleet
 from kms_guard_cli.simulated import SimulatedAccount
 
 KEYS = 50
-RUNS = 9
+RUNS = 15
 SERVER_START_SECONDS = 60
 
 
