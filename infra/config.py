@@ -27,7 +27,6 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from kms_guard.core import profiles
@@ -411,9 +410,9 @@ def _many_keys(
     if isinstance(raw, str):
         try:
             raw = json.loads(raw)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             problems.append(
-                f"keys: not JSON ({exc}); give a JSON list of key objects, e.g. "
+                f"keys: not JSON ({' '.join(str(exc).split())[:200]}); give a JSON list of key objects, e.g. "
                 '[{"keyArn": "arn:aws:kms:REGION:ACCOUNT:key/KEY_ID"}]'
             )
             return None
@@ -435,10 +434,15 @@ def _many_keys(
     keys = tuple(KeyAccess(s.key, s.regions, s.remediation, s.restore_key_state) for s in deployment.keys)
     if len(deployment.keys) == 1:
         return _as_one_key(deployment, keys)
+    try:
+        keys_file = keys_document(deployment)
+    except KeyListError as exc:
+        problems.extend(exc.problems)
+        return None
     return {
         "keys": keys,
         "vendor_account": None,
-        "keys_file": keys_document(deployment),
+        "keys_file": keys_file,
         "vendor_names": tuple(dict.fromkeys(s.vendor.display_name for s in deployment.keys)),
     }
 
@@ -488,7 +492,19 @@ def _problem_order(problem: str) -> int:
 
 
 def _read_text(path: str) -> str:
-    return Path(path).read_text(encoding="utf-8")
+    """A vendorProfile file, bounded (a profile is at most 64 KB: a larger file, /dev/zero, is not read whole); any
+    failure is an OSError, which the key list reports as one line for its entry."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(profiles.MAX_PROFILE_BYTES + 1)
+    except (ValueError, RuntimeError) as exc:  # a NUL or an unencodable character in the path
+        raise OSError(0, f"not a usable path ({exc})") from None
+    if len(data) > profiles.MAX_PROFILE_BYTES:
+        raise OSError(0, f"larger than {profiles.MAX_PROFILE_BYTES} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise OSError(0, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
 
 def _given(value: Any) -> bool:

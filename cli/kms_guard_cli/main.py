@@ -442,12 +442,14 @@ def _profile_reader(base: Path) -> Callable[[str], str]:
     failure is an OSError naming the file it looked for (parse_key_list turns it into one line for that entry)."""
 
     def read(path: str) -> str:
-        resolved = base / Path(path).expanduser()
         try:
+            resolved = base / Path(path).expanduser()
             with open(resolved, "rb") as handle:
                 data = handle.read(MAX_PROFILE_FILE + 1)
         except OSError as exc:
-            raise OSError(exc.errno, f"{exc.strerror or exc} ({resolved})") from None
+            raise OSError(exc.errno, f"{exc.strerror or exc} ({safe_text(str(base / path)[:200])})") from None
+        except (ValueError, RuntimeError) as exc:  # a NUL or an unencodable character, an unknown ~user
+            raise OSError(0, f"not a usable path ({safe_text(str(exc)[:120])})") from None
         if len(data) > MAX_PROFILE_FILE:
             raise OSError(0, f"{resolved} is larger than 1 MB")
         try:

@@ -42,8 +42,10 @@ from kms_guard.settings import (
 MAX_KEYS = 100
 """The most keys one deployment guards (design.md); the infrastructure is sized and tested for it."""
 KEYS_FORMAT = 1
-MAX_KEYS_FILE = 2_000_000
-"""The keys file is read up to this size (100 keys with embedded profiles are far below)."""
+MAX_KEYS_FILE = 10_000_000
+"""The keys file is read up to this size: 100 keys, each embedding a profile of at most 64 KB (compressed, base64:
+under 90 KB even for a profile that does not compress), stay below it; `keys_document` refuses anything larger, so
+what synthesizes also starts."""
 FIELDS = {
     "keyArn": "key_arn",
     "vendor": "vendor",
@@ -252,8 +254,9 @@ def _profile(value: str, where: str, read_file: Callable[[str], str] | None) -> 
         raise SettingsError(f"{where}: expected an embedded profile ({PROFILE_PREFIX}...), not a path")
     try:
         text = read_file(value)
-    except OSError as exc:
-        raise SettingsError(f"{where}: cannot read {value[:200]}: {exc.strerror or exc}") from None
+    except (OSError, ValueError, RuntimeError) as exc:  # the reader's own failures, and what a bad path raises
+        reason = getattr(exc, "strerror", None) or exc
+        raise SettingsError(f"{where}: cannot read {value[:200]!r}: {' '.join(str(reason).split())[:200]}") from None
     try:
         return encode_profile(profiles.parse(text, value))
     except profiles.ProfileError as exc:
@@ -263,7 +266,12 @@ def _profile(value: str, where: str, read_file: Callable[[str], str] | None) -> 
 def keys_document(deployment: Deployment) -> str:
     """The deployed keys file: compact JSON, `{"format": 1, "keys": [...]}`, every key's Regions written out and its
     profile embedded, so the runtime reads exactly what the app validated."""
-    return json.dumps({"format": KEYS_FORMAT, "keys": list(deployment.entries)}, separators=(",", ":"), sort_keys=True)
+    text = json.dumps({"format": KEYS_FORMAT, "keys": list(deployment.entries)}, separators=(",", ":"), sort_keys=True)
+    if len(text) > MAX_KEYS_FILE:
+        raise KeyListError(
+            [f"keys: the keys file would be {len(text)} characters, over the {MAX_KEYS_FILE} the functions read"]
+        )
+    return text
 
 
 def deployment_from_file(text: str, *, shared: Mapping[str, Any], label: str) -> Deployment:

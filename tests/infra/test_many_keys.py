@@ -500,7 +500,7 @@ def test_a_vendor_profile_file_travels_embedded_in_the_keys_file_not_the_environ
     assert sum(len(k) + len(v) for k, v in environment.items()) < 1024
     missing = {"keyArn": keys[1]["keyArn"], "vendorProfile": str(tmp_path / "missing.json")}
     [problem] = problems({"keys": [keys[0], missing]})
-    assert problem.startswith(f"keys[1].vendorProfile: cannot read {tmp_path / 'missing.json'}: No such file")
+    assert problem.startswith(f"keys[1].vendorProfile: cannot read '{tmp_path / 'missing.json'}': No such file")
 
 
 def test_keys_as_json_text_and_as_a_list_are_the_same_configuration() -> None:
@@ -529,3 +529,48 @@ def test_the_app_reports_a_bad_list_one_line_per_problem_without_traceback(tmp_p
         "kms-guard configuration: keys[1].regions: the Regions (us-east-1) must include the key's own Region us-west-2",
     ]
     assert "Traceback" not in result.stderr
+
+
+def _problems(context: dict[str, Any]) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        config_from_context(context)
+    return caught.value.problems
+
+
+def test_hostile_keys_text_and_profile_paths_are_one_line_each_never_a_traceback(tmp_path: Path) -> None:
+    [line] = _problems({"keys": "[" * 5000 + "]" * 5000})
+    assert line.startswith("keys: not JSON (")
+    binary = tmp_path / "binary.json"
+    binary.write_bytes(b"\xff\xfe\x00profile")
+    big = tmp_path / "big.json"
+    big.write_bytes(b" " * (profiles.MAX_PROFILE_BYTES + 10))
+    arn = "arn:aws:kms:us-west-2:111122223333:key/mrk-{:032x}"
+    found = _problems(
+        {
+            "keys": [
+                {"keyArn": arn.format(1), "vendorProfile": "p\x00.json"},
+                {"keyArn": arn.format(2), "vendorProfile": str(binary)},
+                {"keyArn": arn.format(3), "vendorProfile": str(big)},
+                {"keyArn": arn.format(4), "vendorProfile": "missing\nkms-guard configuration: all good.json"},
+            ]
+        }
+    )
+    assert [line.split(":", 1)[0] for line in found] == [f"keys[{i}].vendorProfile" for i in range(4)]
+    assert "not a usable path" in found[0]
+    assert "not UTF-8" in found[1]
+    assert "larger than 65536 bytes" in found[2]
+    assert all("\n" not in line for line in found)  # a path's newline cannot forge a line of its own
+
+
+def test_a_list_whose_keys_file_the_functions_would_refuse_fails_the_synth(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every key embeds its own profile, so 100 keys naming one large profile (64 KB of sources that do not compress)
+    make a keys file of megabytes, which the runtime bounds (deployment.MAX_KEYS_FILE). The synth checks the same
+    bound, instead of deploying functions whose every cold start fails; shown here with the bound lowered, so that an
+    ordinary list crosses it."""
+    from kms_guard import deployment
+
+    monkeypatch.setattr(deployment, "MAX_KEYS_FILE", 5_000)
+    keys = [{"keyArn": f"arn:aws:kms:us-west-2:111122223333:key/mrk-{n:032x}"} for n in range(MAX_KEYS)]
+    [line] = _problems({"keys": keys})
+    assert line.startswith("keys: the keys file would be ")
+    assert line.endswith("over the 5000 the functions read")

@@ -144,7 +144,7 @@ def test_a_vendor_profile_path_is_read_validated_and_embedded() -> None:
     [line] = problems(
         [{"keyArn": MRK, "vendorProfile": "x.json"}], read_file=lambda p: (_ for _ in ()).throw(OSError(2, "gone"))
     )
-    assert line == "keys[0].vendorProfile: cannot read x.json: gone"
+    assert line == "keys[0].vendorProfile: cannot read 'x.json': gone"
 
 
 def test_the_keys_document_writes_every_regions_list_out() -> None:
