@@ -33,7 +33,14 @@ from kms_guard.core import profiles
 from kms_guard.core.arns import ArnError, KeyArn, parse_regions
 from kms_guard.core.coverage import CANARY_ROLE_NAME, RULE_NAMES
 from kms_guard.core.vendor import ACCOUNT_ID, ROCKSET_ACCOUNT
-from kms_guard.deployment import FIELDS, Deployment, KeyListError, keys_document, parse_key_list
+from kms_guard.deployment import (
+    FIELDS,
+    Deployment,
+    KeyListError,
+    keys_document,
+    no_duplicate_fields,
+    parse_key_list,
+)
 from kms_guard.settings import (
     ENV_NAMES,
     REMEDIATION_MODES,
@@ -409,7 +416,7 @@ def _many_keys(
     raw = context.get("keys")
     if isinstance(raw, str):
         try:
-            raw = json.loads(raw)
+            raw = json.loads(raw, object_pairs_hook=no_duplicate_fields)
         except (ValueError, RecursionError) as exc:
             problems.append(
                 f"keys: not JSON ({' '.join(str(exc).split())[:200]}); give a JSON list of key objects, e.g. "

@@ -31,7 +31,7 @@ from kms_guard.core.policy import MAX_POLICY_BYTES, PolicyError, parse_policy
 from kms_guard.core.repair import StatementError, guard_statements, plan_repair
 from kms_guard.core.second_opinion import Opinion, agrees, dispute, guard_view, reference_policy
 from kms_guard.core.vendor import ACCOUNT_ID, ROCKSET, VendorProfile
-from kms_guard.deployment import Deployment, KeyListError, parse_key_list
+from kms_guard.deployment import Deployment, DuplicateField, KeyListError, no_duplicate_fields, parse_key_list
 from kms_guard.guard import Result, second_opinion_dicts
 from kms_guard.memory import CollectingNotifier
 from kms_guard.settings import Settings, SettingsError, build_settings
@@ -472,9 +472,11 @@ def _config_deployment(args: argparse.Namespace) -> Deployment:
     source = _source(args.config)
     text = _read_input(args.config, "config")
     try:
-        raw = json.loads(text)
+        raw = json.loads(text, object_pairs_hook=no_duplicate_fields)
     except json.JSONDecodeError as exc:
         raise BadInput(f"{source}: not valid JSON: {exc.msg} at line {exc.lineno}") from None
+    except DuplicateField as exc:
+        raise BadInput(f"{source}: {exc}") from None
     except RecursionError:
         raise BadInput(f"{source}: not valid JSON: nested too deeply") from None
     base = Path.cwd() if args.config == "-" else Path(args.config).absolute().parent

@@ -127,11 +127,11 @@ def parse_key_list(
             problems.append(f"{where}: must be an object with at least keyArn, not {_kind(entry)}")
             continue
         unknown = sorted(str(k) for k in entry if k not in FIELDS)
-        if unknown:
+        if unknown:  # reported, and the known fields still checked: every problem of the entry at once
             problems.append(
                 f"{where}: unknown field {', '.join(repr(k[:40]) for k in unknown[:5])} (known: {', '.join(FIELDS)})"
             )
-            continue
+            entry = {k: v for k, v in entry.items() if k in FIELDS}
         arn_text = entry.get("keyArn")
         if not isinstance(arn_text, str) or not arn_text.strip():
             problems.append(f"{where}.keyArn: required (the full key ARN, arn:aws:kms:REGION:ACCOUNT:key/KEY_ID)")
@@ -263,6 +263,21 @@ def _profile(value: str, where: str, read_file: Callable[[str], str] | None) -> 
         raise SettingsError(f"{where}: {exc}") from None
 
 
+class DuplicateField(ValueError):
+    """A JSON object names the same field twice: which one counts is the parser's whim, never the user's intent."""
+
+
+def no_duplicate_fields(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """`json.loads(..., object_pairs_hook=no_duplicate_fields)`: a field given twice in one object is an error (a
+    key list's second `keyArn` or `remediation` would silently win), as vendor profiles refuse it."""
+    out: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in out:
+            raise DuplicateField(f"the field {name[:40]!r} appears twice in one object")
+        out[name] = value
+    return out
+
+
 def keys_document(deployment: Deployment) -> str:
     """The deployed keys file: compact JSON, `{"format": 1, "keys": [...]}`, every key's Regions written out and its
     profile embedded, so the runtime reads exactly what the app validated."""
@@ -277,7 +292,7 @@ def keys_document(deployment: Deployment) -> str:
 def deployment_from_file(text: str, *, shared: Mapping[str, Any], label: str) -> Deployment:
     """The deployed keys file back into a Deployment (profiles embedded, nothing else is read)."""
     try:
-        document = json.loads(text)
+        document = json.loads(text, object_pairs_hook=no_duplicate_fields)
     except (ValueError, RecursionError) as exc:
         raise KeyListError([f"{label}: not JSON ({' '.join(str(exc).split())[:200]})"]) from None
     if not isinstance(document, Mapping) or document.get("format") != KEYS_FORMAT:

@@ -540,6 +540,8 @@ def _problems(context: dict[str, Any]) -> list[str]:
 def test_hostile_keys_text_and_profile_paths_are_one_line_each_never_a_traceback(tmp_path: Path) -> None:
     [line] = _problems({"keys": "[" * 5000 + "]" * 5000})
     assert line.startswith("keys: not JSON (")
+    [line] = _problems({"keys": '[{"keyArn": "arn:aws:kms:us-west-2:111122223333:key/mrk-1", "keyArn": "x"}]'})
+    assert line.startswith("keys: not JSON (the field 'keyArn' appears twice in one object)")
     binary = tmp_path / "binary.json"
     binary.write_bytes(b"\xff\xfe\x00profile")
     big = tmp_path / "big.json"

@@ -260,6 +260,10 @@ def test_check_needs_a_key_or_a_config() -> None:
         ('{"keyArn": "x"}', "keys.json: must be a list of key objects"),
         ("[" * 100_000 + "]" * 100_000, "keys.json: not valid JSON: nested too deeply"),
         ("\udcff", "not UTF-8 text"),
+        (
+            f'[{{"keyArn": "{KEY}", "remediation": "off", "remediation": "revert"}}]',
+            "keys.json: the field 'remediation' appears twice in one object",
+        ),
     ],
 )
 def test_check_config_unusable_file_is_one_line(tmp_path: Path, text: str, message: str) -> None:

@@ -262,3 +262,18 @@ def test_a_per_key_variable_beside_the_keys_file_fails_the_cold_start(tmp_path: 
     with pytest.raises(SettingsError) as caught:
         deployment_from_env(env(tmp_path, document, **{ENV_NAMES[variable]: "anything"}))
     assert str(caught.value).startswith(f"KMS_GUARD_KEYS_FILE and {ENV_NAMES[variable]}")
+
+
+def test_an_entry_with_an_unknown_field_still_has_its_other_problems_reported() -> None:
+    found = problems([{"keyArn": MRK, "colour": "blue", "remediation": "fix-it"}])
+    assert found[0].startswith("keys[0]: unknown field 'colour'")
+    assert found[1].startswith("keys[0].remediation: unknown mode 'fix-it'")
+    assert len(found) == 2
+
+
+def test_a_field_given_twice_in_the_keys_file_is_refused(tmp_path: Path) -> None:
+    """Which of two `remediation` fields JSON keeps is the parser's choice, never the user's intent."""
+    document = f'{{"format": 1, "keys": [{{"keyArn": "{MRK}", "remediation": "off", "remediation": "revert"}}]}}'
+    with pytest.raises(SettingsError) as caught:
+        deployment_from_env(env(tmp_path, document))
+    assert str(caught.value) == ("KMS_GUARD_KEYS_FILE: not JSON (the field 'remediation' appears twice in one object)")
