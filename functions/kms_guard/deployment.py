@@ -121,8 +121,9 @@ def parse_key_list(
     entries: list[dict[str, Any]] = []
     first_seen: dict[tuple[str, str, str], int] = {}
     home: KeyArn | None = None
-    for index, entry in enumerate(raw[: MAX_KEYS + 1]):
+    for index, given in enumerate(raw[: MAX_KEYS + 1]):
         where = f"{label}[{index}]"
+        entry = given
         if not isinstance(entry, Mapping):
             problems.append(f"{where}: must be an object with at least keyArn, not {_kind(entry)}")
             continue
