@@ -365,3 +365,45 @@ def test_the_scheduled_check_stops_starting_keys_at_its_deadline(
     assert "not finished when the scheduled check ran out of time" in out.failed[account.key_arn]
     assert key_ids(out.results) == [databricks_key.key_id]
     time.sleep(1.2)  # let the slow key's thread finish before moto's mock ends
+
+
+def test_many_keys_share_one_sight_that_records_canaries_and_the_canary_writes_in_every_keys_region(
+    keys_file_env: Deployment, account: Account, databricks_key: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kms_guard.core.coverage import CANARY_ALIAS
+    from kms_guard.handlers import canary
+
+    role = f"arn:aws:iam::{account.account}:role/kms-guard-canary"
+    monkeypatch.setenv(ENV_NAMES["canary_role_arn"], role)
+    monkeypatch.setattr(canary, "ClientFactory", lambda: ClientFactory(account.session, 3))
+    canary._wired.cache_clear()
+    for region in (HOME, REPLICA):  # what the canary stacks create in every Region of the union
+        meta = account.kms(region).create_key(Description="kms-guard canary")["KeyMetadata"]
+        account.kms(region).create_alias(AliasName=CANARY_ALIAS, TargetKeyId=meta["KeyId"])
+    try:
+        assert canary.handler({}, _Context()) == {"sent": sorted([HOME, REPLICA])}
+    finally:
+        canary._wired.cache_clear()
+    event = account.event("canary-tag-resource", region=REPLICA)
+    event["detail"]["userIdentity"]["sessionContext"]["sessionIssuer"]["arn"] = role
+    account.calls.clear()
+    out = kms_event.handler(event, _Context())
+    assert out["canary"] == {"region": REPLICA}
+    assert not any(name.startswith("kms.") for name in account.calls)  # no key evaluated for it
+    item = account.client("dynamodb").get_item(
+        TableName=account.table, Key={"pk": {"S": SIGHT_PK}, "sk": {"S": f"k#canary#{REPLICA}"}}
+    )
+    assert "Item" in item  # recorded once, for the deployment, not under any key
+
+
+def test_the_scheduled_handler_stops_starting_keys_before_lambdas_timeout() -> None:
+    import time
+
+    class Remaining(_Context):
+        def get_remaining_time_in_millis(self) -> int:
+            return 120_000
+
+    limit = scheduled_check.deadline(Remaining())
+    assert limit is not None
+    assert 104 < limit - time.monotonic() <= 105  # 2 minutes less the 15-second margin
+    assert scheduled_check.deadline(_Context()) is None  # a context that cannot say: no deadline
