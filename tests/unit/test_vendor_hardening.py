@@ -212,3 +212,30 @@ def test_a_trailing_newline_never_passes_for_an_identifier(value: str) -> None:
     assert not ROLE_ARN.match(value)
     with pytest.raises(ArnError):
         KeyArn.parse(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "arn:aws:kms:us-west-2:\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661:key/mrk-1",
+        "arn:aws:kms:us-west-\u0662:111122223333:key/mrk-1",
+        "arn:aws:iam::576599896960:role/r\u00f4le",
+        "us-west-\u0662",
+    ],
+)
+def test_an_identifier_with_another_scripts_digits_or_letters_never_passes(value: str) -> None:
+    """Python's `\\d` and `\\w` also match Arabic-Indic digits and accented letters: identifiers are ASCII only. A
+    replica Region comes from the key's metadata, which whoever controls the key controls, and becomes a boto3 client
+    Region and a fix command."""
+    from kms_guard.core.arns import REGION, ArnError, KeyArn
+    from kms_guard.core.compliance import RegionObservation
+    from kms_guard.core.replicas import unwatched_regions
+    from kms_guard.core.vendor import ROLE_ARN
+
+    assert not ROLE_ARN.match(value)
+    assert not REGION.match(value)
+    with pytest.raises(ArnError):
+        KeyArn.parse(value)
+    metadata = {"MultiRegionConfiguration": {"PrimaryKey": {"Region": value}, "ReplicaKeys": [{"Region": value}]}}
+    observation = RegionObservation("us-west-2", "arn:aws:kms:us-west-2:111122223333:key/mrk-1", metadata)
+    assert unwatched_regions(["us-west-2"], [observation], hinted=[value]) == ()

@@ -11,12 +11,13 @@ import re
 from dataclasses import dataclass
 
 _KEY_ARN = re.compile(
-    r"^arn:(?P<partition>aws[a-z-]*):kms:(?P<region>[a-z]{2}(?:-[a-z]+)+-\d):(?P<account>\d{12}):key/(?P<key_id>[A-Za-z0-9-]+)\Z"
+    r"^arn:(?P<partition>aws[a-z-]*):kms:(?P<region>[a-z]{2}(?:-[a-z]+)+-[0-9]):(?P<account>[0-9]{12}):key/(?P<key_id>[A-Za-z0-9-]+)\Z"
 )
 _ALIAS_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[^:]*:[^:]*:alias/")
 _MRK_ID = re.compile(r"^mrk-(?:[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\Z")
 _SINGLE_REGION_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
-REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d\Z")
+REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-[0-9]\Z")
+"""ASCII only (a `\\d` would also take other scripts' digits): the Region goes into boto3 clients and fix commands."""
 
 
 class ArnError(ValueError):

@@ -32,6 +32,7 @@ from importlib import resources
 from typing import Any
 
 from kms_guard.core import actions as catalogue
+from kms_guard.core.arns import REGION as REGION_NAME
 from kms_guard.core.vendor import (
     ACCOUNT,
     ACCOUNT_ID,
@@ -62,7 +63,6 @@ MAX_PROFILE_BYTES = 64 * 1024
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}\Z")
 _SID = re.compile(r"^[A-Za-z0-9]{1,64}\Z")
-_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]\Z")
 _CONDITION_KEY = re.compile(r"^[A-Za-z0-9]+:[A-Za-z0-9/_.-]+\Z")
 _OPERATOR = re.compile(
     r"^((ForAnyValue|ForAllValues):)?(String(Not)?Equals(IgnoreCase)?|String(Not)?Like|Arn(Not)?(Equals|Like)|Bool)"
@@ -70,6 +70,7 @@ _OPERATOR = re.compile(
 )
 _DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
 _PRINTABLE = re.compile(r"^[\x20-\x7e]+\Z")
+_COMMAND_ROLE = re.compile(r"[A-Za-z0-9_+=,.@:/-]{1,200}")
 
 
 class ProfileError(ValueError):
@@ -231,7 +232,7 @@ class _Validator:
             raise self.fail("grants", "at least one grant must not be optional")
         self.key_rules(doc["keyRules"])
         regions = self.fact(doc["regions"], "regions")
-        if not isinstance(regions, list) or not all(isinstance(r, str) and _REGION.match(r) for r in regions):
+        if not isinstance(regions, list) or not all(isinstance(r, str) and REGION_NAME.match(r) for r in regions):
             raise self.fail("regions.value", "must be a list of AWS Region names (us-east-1)")
         outage = self.obj(doc["outage"], "outage", ("minutes", "text", "recovery"))
         minutes = self.fact(outage["minutes"], "outage.minutes")
@@ -570,7 +571,7 @@ def command_flags(vendor: VendorProfile) -> str:
             flags += f" --vendor-account {vendor.account}"
     else:
         flags = " --vendor-profile <your profile file>"
-    roles = dict.fromkeys(r for g in vendor.grants() for r in g.roles if re.fullmatch(r"[\w+=,.@:/-]{1,200}", r))
+    roles = dict.fromkeys(r for g in vendor.grants() for r in g.roles if _COMMAND_ROLE.fullmatch(r))
     flags += "".join(f" --vendor-role {r}" for r in list(roles)[:5])
     return flags
 

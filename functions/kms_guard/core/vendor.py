@@ -27,7 +27,8 @@ ACCOUNT = "${account}"
 """In a `RequestContext` value or a pinning condition: the vendor's account ID (so `with_account` keeps it right)."""
 REGION = "${region}"
 """In a `via_service` template or a pinning condition: the key's Region."""
-ROLE_ARN = re.compile(r"^arn:(aws[a-z-]*):iam::([0-9]{12}):role/[\w+=,.@/-]{1,512}\Z")
+ROLE_ARN = re.compile(r"^arn:(aws[a-z-]*):iam::([0-9]{12}):role/[A-Za-z0-9_+=,.@/-]{1,512}\Z")
+"""IAM's role path and name characters, ASCII only (a `\\w` would also take letters of other scripts)."""
 
 GrantKind = Literal["account", "vendor-roles", "pinned-wildcard", "customer-role"]
 GRANT_KINDS: tuple[GrantKind, ...] = ("account", "vendor-roles", "pinned-wildcard", "customer-role")
