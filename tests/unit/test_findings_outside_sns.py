@@ -253,3 +253,15 @@ def test_the_guards_view_agrees_with_one_answer_and_disputes_the_other(
     assert "CheckNoNewAccess says" in disputed.message
     assert f"{other}: because" in disputed.message
     assert dispute(region_report, Opinion("ERROR", "denied"), ROCKSET) is None
+
+
+@pytest.mark.parametrize("severity", ["critical", "warning", "info"])
+def test_the_reported_verdict_of_stored_copies_is_the_verdict_of_the_findings(severity: str) -> None:
+    """The state keeps `to_dict` copies; read back, they give the verdict the findings gave (one rule, not two)."""
+    from kms_guard.core.finding_events import reported_verdict
+    from kms_guard.core.findings import Code, Finding, verdict_of
+
+    for code in Code:
+        for findings in ([Finding(code, severity, "us-west-2", "m")], []):  # type: ignore[arg-type]
+            copies = [f.to_dict() for f in findings]
+            assert reported_verdict(copies) == verdict_of(findings), (code, severity)

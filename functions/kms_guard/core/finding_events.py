@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from kms_guard.core.alerts import fingerprint
 from kms_guard.core.asff import chunks
-from kms_guard.core.findings import AT_RISK_CODES, KeyReport, Verdict
+from kms_guard.core.findings import KeyReport, Verdict, verdict_of_fields
 from kms_guard.core.vendor import VendorProfile
 
 SOURCE = "kms-guard"
@@ -37,13 +37,8 @@ class _Snapshot:
 
 
 def reported_verdict(findings: Sequence[Mapping[str, Any]]) -> Verdict:
-    """The verdict of the findings last reported, from the state's copies (as `verdict_of` reads findings)."""
-    if any(f.get("severity") == "critical" for f in findings):
-        return "non-compliant"
-    at_risk = {c.value for c in AT_RISK_CODES}
-    if any(f.get("code") in at_risk for f in findings):
-        return "at-risk"
-    return "compliant"
+    """The verdict of the findings last reported, from the state's copies (the rule of `verdict_of`)."""
+    return verdict_of_fields((f.get("severity"), f.get("code")) for f in findings)
 
 
 def _snapshot(report: KeyReport) -> _Snapshot:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -60,11 +61,21 @@ class Finding:
 
 
 def verdict_of(findings: tuple[Finding, ...] | list[Finding]) -> Verdict:
-    if any(f.severity == "critical" for f in findings):
-        return "non-compliant"
-    if any(f.code in AT_RISK_CODES for f in findings):
-        return "at-risk"
-    return "compliant"
+    return verdict_of_fields((f.severity, f.code.value) for f in findings)
+
+
+_AT_RISK_VALUES = frozenset(c.value for c in AT_RISK_CODES)
+
+
+def verdict_of_fields(fields: Iterable[tuple[object, object]]) -> Verdict:
+    """The verdict from each finding's (severity, code value): a `Finding`'s, or a copy read back (`to_dict`)."""
+    verdict: Verdict = "compliant"
+    for severity, code in fields:
+        if severity == "critical":
+            return "non-compliant"
+        if code in _AT_RISK_VALUES:
+            verdict = "at-risk"
+    return verdict
 
 
 def worst(verdicts: list[Verdict]) -> Verdict:
