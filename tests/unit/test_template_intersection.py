@@ -11,7 +11,7 @@ import itertools
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from kms_guard.core.wildcards import RUN, intersects_template, match
+from kms_guard.core.wildcards import RUN, intersects_prefix, intersects_template, match
 
 ALPHABET = "arnkmsey/:x*?"
 FILL = "ax/"  # characters a RUN field may be made of in the brute force (never ':')
@@ -98,3 +98,23 @@ def test_key_arn_shapes() -> None:
     assert not intersects_template("arn:*?*?*?:x:y:z1:key/x", key)  # five literal colons in the wrong places
     assert not intersects_template("arn:aws:s3:::bucket/*", key)
     assert not intersects_template("arn:aws:kms:*:*:alias/*", key)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(alphabet="ab*?", max_size=6),
+    st.text(alphabet="ab", max_size=4),
+    st.booleans(),
+)
+def test_intersects_prefix_agrees_with_brute_force(pattern: str, prefix: str, rest_may_be_empty: bool) -> None:
+    """(some, every) over the texts `prefix + x`: x up to a length past the pattern's, over the pattern's alphabet
+    plus one character it never names (so a literal cannot stand in for "any character"). `some` is exact."""
+    rests = ["".join(p) for size in range(len(pattern) + 2) for p in itertools.product("abc", repeat=size)]
+    rests = [r for r in rests if r or rest_may_be_empty]
+    outcomes = [match(pattern, prefix + r) for r in rests]
+    some, every = intersects_prefix(pattern, prefix, rest_may_be_empty=rest_may_be_empty)
+    assert some == any(outcomes)
+    # `every` may stay False where it holds (`?*` after the prefix: UNKNOWN, never a wrong TRUE); never the reverse
+    assert not every or all(outcomes)
+    if "?" not in pattern:
+        assert every == all(outcomes)

@@ -123,15 +123,15 @@ def intersects_prefix(pattern: str, prefix: str, *, rest_may_be_empty: bool = Tr
     """For the texts `prefix + x` (any x): (some of them match the pattern, all of them do).
 
     A set simulation of the pattern's automaton over the known prefix; the pattern then needs only to accept some
-    (or every) continuation. Cost O(len(prefix) * len(pattern)) at worst, and only patterns no longer than a bound
-    the caller checks are given here.
+    (or every) continuation. Cost O(len(prefix) * len(pattern)) at worst: the prefixes are the guard's own (an IAM
+    ARN head, an organization path), short; a pattern is a condition value, bounded only by the policy's size.
     """
     glob_chars = _collapse(pattern)
     n = len(glob_chars)
 
     def close(states: set[int]) -> set[int]:
         out = set(states)
-        for s in sorted(states):
+        for s in states:
             i = s
             while i < n and glob_chars[i] == "*":
                 i += 1
@@ -154,7 +154,8 @@ def intersects_prefix(pattern: str, prefix: str, *, rest_may_be_empty: bool = Tr
     # Any remaining pattern accepts some continuation (choose the characters it names); the empty one only if the
     # pattern is at its end.
     some = any(s < n or rest_may_be_empty for s in states) if states else False
-    every = any(s < n and glob_chars[s:].strip("*") == "" for s in states)
+    stars_only_from = len(glob_chars.rstrip("*"))  # from this position on only stars remain
+    every = any(stars_only_from <= s < n for s in states)
     return some, every
 
 
