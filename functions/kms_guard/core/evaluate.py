@@ -47,7 +47,7 @@ from typing import Literal
 from kms_guard.core import actions as catalogue
 from kms_guard.core.policy import Condition, Policy, Principal, Statement
 from kms_guard.core.tri import Tri, all_of, any_of
-from kms_guard.core.vendor import DIRECT_CALLS, REGION, RequestContext
+from kms_guard.core.vendor import ACCOUNT_ID, DIRECT_CALLS, IAM_PRINCIPAL_ARN, REGION, RequestContext
 from kms_guard.core.wildcards import RUN, ascii_lower, intersects_prefix, intersects_template, is_universal
 from kms_guard.core.wildcards import match as glob_match
 
@@ -239,10 +239,6 @@ def _decide(action: str, matches: list[Match]) -> ActionDecision:
 
 # --- Principal ---------------------------------------------------------------------------------------------------
 
-_ACCOUNT_ID = re.compile(r"[0-9]{12}")
-_IAM_ARN = re.compile(r"arn:(aws[a-z-]*):(iam|sts)::([0-9]{12}):([\x21-\x7e]+)")
-"""An IAM or STS principal ARN: printable ASCII with no whitespace, matched whole (`fullmatch`, never `$`)."""
-
 
 def principal_match(
     entry: Principal,
@@ -269,11 +265,11 @@ def principal_match(
     if entry.type != "AWS":
         return Tri.FALSE  # service, federated and canonical-user principals are never the vendor's account
     value = entry.value
-    if _ACCOUNT_ID.fullmatch(value):
+    if ACCOUNT_ID.match(value):
         if account is None:
             return Tri.FALSE if value == not_account else Tri.UNKNOWN
         return Tri.of(value == account)
-    arn = _IAM_ARN.fullmatch(value)
+    arn = IAM_PRINCIPAL_ARN.match(value)
     if arn is None or arn.group(1) != partition or "*" in value or "?" in value:
         return Tri.FALSE  # malformed, another partition, or a wildcard (AWS never matches those)
     if account is not None and arn.group(3) != account:

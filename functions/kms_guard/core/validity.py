@@ -16,8 +16,8 @@ import re
 from dataclasses import dataclass
 
 from kms_guard.core.policy import MAX_POLICY_BYTES, Policy, Statement
+from kms_guard.core.vendor import ACCOUNT_ID, IAM_PRINCIPAL_ARN
 
-_ACCOUNT_ID = re.compile(r"[0-9]{12}")
 _SERVICE = re.compile(r"[a-z0-9.-]+\.amazonaws\.com(?:\.cn)?|[a-z0-9.-]+\.amazon\.com", re.ASCII)
 _PRINTABLE = re.compile(r"[\x21-\x7e]+")
 
@@ -39,10 +39,10 @@ def _principal_ok(ptype: str, value: str) -> bool:
     if "*" in value or "?" in value:
         return False  # AWS has no partial wildcards in principals
     if ptype == "AWS":
-        if _ACCOUNT_ID.fullmatch(value):
+        if ACCOUNT_ID.match(value):
             return True
-        m = re.fullmatch(r"arn:aws[a-z-]*:(iam|sts)::[0-9]{12}:([\x21-\x7e]+)", value, re.ASCII)
-        return m is not None and not (m.group(1) == "sts" and m.group(2) == "root")
+        m = IAM_PRINCIPAL_ARN.match(value)
+        return m is not None and not (m.group(2) == "sts" and m.group(4) == "root")
     if ptype == "Service":
         return _SERVICE.fullmatch(value) is not None
     return _PRINTABLE.fullmatch(value) is not None

@@ -22,6 +22,8 @@ from typing import Literal
 from kms_guard.core import actions as catalogue
 
 ACCOUNT_ID = re.compile(r"^[0-9]{12}\Z")
+IAM_PRINCIPAL_ARN = re.compile(r"^arn:(aws[a-z-]*):(iam|sts)::([0-9]{12}):([\x21-\x7e]+)\Z")
+"""An IAM or STS principal ARN (partition, service, account, resource): printable ASCII with no whitespace."""
 
 ACCOUNT = "${account}"
 """In a `RequestContext` value or a pinning condition: the vendor's account ID (so `with_account` keeps it right)."""
