@@ -521,10 +521,7 @@ def _tell(story: _Story, world: SimulatedAccount) -> None:
         story.say(
             "\n(the platform team stops the automation and applies the fix the alert gave them: kms-guard fix-policy)"
         )
-        plan = plan_restore_statement(world.policy(REPLICA), ROCKSET)
-        if plan.policy is None:
-            raise DemoError(f"fix-policy could not repair the policy: {plan.description}")
-        world.put_policy(REPLICA, plan.policy)
+        _fix_policy(world, REPLICA, ROCKSET)
 
     story.run(
         "The final scheduled check: compliant everywhere",
@@ -539,6 +536,14 @@ def _tell(story: _Story, world: SimulatedAccount) -> None:
         f"\nDemo finished: {len(story.steps)} steps, every one as expected; "
         f"final verdict COMPLIANT for {' and '.join(story.keys)}."
     )
+
+
+def _fix_policy(world: SimulatedAccount, region: str, vendor: VendorProfile) -> None:
+    """What the operator does with `kms-guard fix-policy`: the repaired policy put back in that Region."""
+    plan = plan_restore_statement(world.policy(region), vendor)
+    if plan.policy is None:
+        raise DemoError(f"fix-policy could not repair the policy: {plan.description}")
+    world.put_policy(region, plan.policy)
 
 
 def _tell_second_vendor(story: _Story, rockset: SimulatedAccount) -> None:
@@ -598,10 +603,7 @@ def _tell_second_vendor(story: _Story, rockset: SimulatedAccount) -> None:
 
     def operator_fix() -> None:
         story.say(f"\n(the platform team applies `kms-guard fix-policy --vendor {SECOND_VENDOR}` to the {HOME} policy)")
-        plan = plan_restore_statement(world.policy(HOME), DATABRICKS)
-        if plan.policy is None:
-            raise DemoError(f"fix-policy could not repair the policy: {plan.description}")
-        world.put_policy(HOME, plan.policy)
+        _fix_policy(world, HOME, DATABRICKS)
 
     story.run(
         "The next scheduled check evaluates both keys: the Databricks key is compliant again",

@@ -813,7 +813,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser(
         "demo",
-        parents=[common],
+        parents=[output],  # the story's vendors are fixed: a --vendor it would ignore is refused, not accepted
         help="run the whole guard end to end against an embedded, simulated AWS account",
         description="Runs the real Lambda handlers against moto in process. Exit 0 when every step turns out as "
         "the story says, 1 otherwise.",

@@ -155,7 +155,10 @@ def test_a_new_container_within_the_hour_does_not_read_the_sight_again(account: 
 
 def test_an_event_does_not_read_coverage(account: SimulatedAccount) -> None:
     account.calls.clear()
-    account.guard().handle(account.event("enable-key"))
+    result = account.guard().handle(account.event("enable-key"))
+    assert result.decision == "evaluated"  # an ignored event reads nothing at all: that would prove nothing here
+    assert account.calls["kms.GetKeyPolicy"] == 2
+    assert result.coverage is None
     assert not any(name.startswith(("cloudtrail.", "eventbridge.")) for name in account.calls)
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -176,6 +178,24 @@ def test_demo_text_is_a_readable_timeline(capsys: pytest.CaptureFixture[str]) ->
     assert "guard did:  [us-east-1] applied, verified" in text
     assert "ACTION_NOT_GRANTED ACTIVE (compliance FAILED)" in text
     assert "EventBridge event on the queue: change problem, verdict non-compliant (was compliant)" in text
+    assert _readme_alert() == _first_alert_of_step(text, 3)
+
+
+_IDS = re.compile(r"mrk-[0-9a-f-]+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _readme_alert() -> list[str]:
+    """The README's "alert as received by email (from `make demo`, step 3)", key and event IDs masked."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme.split("(from `make demo`, step 3):\n\n```text\n", 1)[1].split("```", 1)[0]
+    return [_IDS.sub("ID", line) for line in block.rstrip("\n").splitlines()]
+
+
+def _first_alert_of_step(text: str, number: int) -> list[str]:
+    step = text.split(f"=== {number}. ", 1)[1].split("\n=== ", 1)[0]
+    subject, *rest = step.split("alert delivered to the security team: ", 2)[1].splitlines()
+    body = [line.removeprefix("    | ").removeprefix("    |") for line in rest if line.startswith("    |")]
+    return [_IDS.sub("ID", line) for line in [f"Subject: {subject}", "", *body]]
 
 
 def test_demo_fails_loudly_when_a_step_does_not_go_as_the_story_says(monkeypatch: pytest.MonkeyPatch) -> None:

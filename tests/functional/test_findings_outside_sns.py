@@ -41,6 +41,8 @@ def test_off_by_default_nothing_outside_sns_is_called(account: Account) -> None:
     guard.scheduled_check({"id": "a"})
     fix_policy(account)
     guard.scheduled_check({"id": "b"})
+    # the guard did find and resolve a problem (SNS alone heard of it): the opt-in services had something to say
+    assert [a["subject"][:10] for a in account.delivered_alerts()] == ["[CRITICAL]", "[RESOLVED]"]
     assert opt_in_calls(account) == {}
 
 

@@ -246,6 +246,14 @@ def test_check_config_with_single_key_flags_is_one_line_exit_2(
     assert err.count("\n") == 1
 
 
+@pytest.mark.parametrize("flag", [["--vendor", "tidb"], ["--vendor-profile", "p.json"], ["--vendor-account", "1"]])
+def test_demo_refuses_vendor_options_it_would_ignore(flag: list[str]) -> None:
+    """The demo's story fixes its vendors (Rockset, then Databricks): a vendor option is a usage error, not a no-op."""
+    code, out, err = call("demo", *flag)
+    assert (code, out) == (2, "")
+    assert err.startswith("kms-guard: error: kms-guard: unrecognized arguments: " + flag[0])
+
+
 def test_check_needs_a_key_or_a_config() -> None:
     code, _, err = call("check")
     assert code == 2
