@@ -30,7 +30,6 @@ from kms_guard.core import profiles
 from kms_guard.core.arns import ArnError, KeyArn
 from kms_guard.settings import (
     ENV_NAMES,
-    PER_KEY,
     Settings,
     SettingsError,
     build_settings,
@@ -58,7 +57,8 @@ FIELDS = {
 }
 """An entry's fields (context spelling) and the settings they set. `vendorAccount` is beyond design.md's list: some
 vendors (TiDB Cloud) are granted an account ID the customer learns from them, as the single-key `vendorAccount`."""
-SHARED_ONLY = ("topic_arn", "state_table", "dry_run", "trusted_principals", "security_hub", "finding_events")
+PER_KEY = tuple(FIELDS.values())
+"""The settings each entry sets for itself; every other setting the deployment's keys share."""
 
 
 class KeyListError(SettingsError):

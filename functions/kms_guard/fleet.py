@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kms_guard.core.arns import ArnError, KeyArn
-from kms_guard.core.events import MAX_CANDIDATES, Ignored, candidate_identifiers, parse_event
+from kms_guard.core.events import Ignored, candidate_identifiers, parse_event
 from kms_guard.core.findings import Code, Finding, KeyReport, RegionReport
 from kms_guard.guard import Guard, Result
 
@@ -99,8 +99,7 @@ class Fleet:
         """The configured keys the event names (by full key ARN of the deployment's account, or bare key ID): a
         dictionary look-up per identifier, at most MAX_CANDIDATES of them; no AWS call."""
         matched: dict[str, Guard] = {}
-        for candidate in candidate_identifiers(raw_event):
-            key_id = candidate
+        for candidate in candidate_identifiers(raw_event):  # bounded there
             if candidate.startswith("arn:"):
                 try:
                     arn = KeyArn.parse(candidate)
@@ -110,11 +109,9 @@ class Fleet:
                 if guard is not None and guard.settings.key.account == arn.account:
                     matched.setdefault(arn.key_id, guard)
                 continue
-            guard = self._by_id.get(key_id)
+            guard = self._by_id.get(candidate)
             if guard is not None:
-                matched.setdefault(key_id, guard)
-            if len(matched) >= MAX_CANDIDATES:
-                break
+                matched.setdefault(candidate, guard)
         return list(matched.values())
 
     def handle(self, raw_event: Any) -> FleetResult:

@@ -303,19 +303,6 @@ ENV_NAMES = {
 }
 
 
-PER_KEY = (
-    "key_arn",
-    "regions",
-    "remediation",
-    "restore_key_state",
-    "vendor",
-    "vendor_roles",
-    "vendor_profile",
-    "vendor_account",
-)
-"""The settings each entry of a key list sets for itself (deployment.FIELDS); everything else the deployment shares."""
-
-
 def env_arguments(environ: Mapping[str, str]) -> dict[str, Any]:
     """build_settings arguments from the Lambda environment (design.md); absent variables are left out."""
     return {

@@ -183,6 +183,19 @@ def test_the_handlers_guard_every_key_of_the_keys_file(
     assert "Rockset" in alert["subject"]
 
 
+def test_the_scheduled_handler_counts_an_evaluation_per_key_and_logs_the_sight_as_such(
+    keys_file_env: Deployment, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The deployment's sight evaluates no key: it is not one more `Evaluations`, nor a `key evaluated` line."""
+    scheduled_check.handler({"id": "s-1", "source": "aws.events", "detail-type": "Scheduled Event"}, _Context())
+    [emf] = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    assert emf["Evaluations"] == [1.0] * len(keys_file_env.keys)
+    assert "CoverageBlindRegions" in emf  # the sight's coverage metrics are still emitted
+    messages = [r.getMessage() for r in caplog.records if r.name == "kms-guard"]
+    assert messages.count("key evaluated") == len(keys_file_env.keys)
+    assert messages.count("sight checked") == 1
+
+
 def test_a_keys_file_and_a_single_key_variable_together_fail_the_cold_start(
     keys_file_env: Deployment, account: Account, monkeypatch: pytest.MonkeyPatch
 ) -> None:

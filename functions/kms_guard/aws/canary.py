@@ -12,9 +12,8 @@ from the other Regions' stacks; its role may call these two actions only on keys
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
-from kms_guard.aws.clients import ClientFactory
+from kms_guard.aws.clients import ClientFactory, in_every_region
 from kms_guard.aws.errors import error_text
 from kms_guard.core.coverage import CANARY_ALIAS, CANARY_TAG_KEY, CANARY_TAG_VALUE
 
@@ -37,7 +36,4 @@ class CanarySender:
 
     def send(self, regions: Sequence[str]) -> dict[str, str | None]:
         """Every Region concurrently: Region -> None (sent) or the error."""
-        for region in regions:
-            self._clients.client("kms", region)
-        with ThreadPoolExecutor(max_workers=max(1, len(regions)), thread_name_prefix="canary") as pool:
-            return dict(zip(regions, pool.map(self.send_one, regions), strict=True))
+        return dict(zip(regions, in_every_region(self._clients, ("kms",), regions, self.send_one), strict=True))

@@ -13,12 +13,16 @@ so the guard's own writes are recognisable in CloudTrail. Clients honour `AWS_EN
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from kms_guard import __version__
 
 if TYPE_CHECKING:
     from botocore.session import Session
+
+R = TypeVar("R")
 
 USER_AGENT = f"kms-guard/{__version__}"
 MAX_ATTEMPTS = 5
@@ -58,3 +62,31 @@ class ClientFactory:
                     )
                 self._clients[key] = self._session.create_client(service, region_name=region, config=self._config)
             return self._clients[key]
+
+
+def in_every_region(
+    clients: ClientFactory,
+    services: Sequence[str],
+    regions: Sequence[str],
+    call: Callable[[str], R],
+    background: Executor | None = None,
+) -> list[R]:
+    """`call(region)` for every Region concurrently; results in the order given.
+
+    The Regions' clients are created first, in this thread (creating clients is serialised: made in the worker threads
+    they would queue on the lock). Then the first Region runs in this thread and the others on `background` (shared,
+    kept threads: `call` must not wait for another task of it) or, without it, on threads of this call's own."""
+    for region in regions:
+        for service in services:
+            clients.client(service, region)
+    if not regions:
+        return []
+    first, *others = regions
+    if not others:
+        return [call(first)]
+    if background is not None:
+        futures = [background.submit(call, region) for region in others]
+        return [call(first), *(f.result() for f in futures)]
+    with ThreadPoolExecutor(max_workers=len(others), thread_name_prefix="region") as pool:
+        futures = [pool.submit(call, region) for region in others]
+        return [call(first), *(f.result() for f in futures)]

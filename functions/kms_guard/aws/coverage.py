@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from kms_guard.aws.clients import ClientFactory
+from kms_guard.aws.clients import ClientFactory, in_every_region
 from kms_guard.aws.errors import RESOURCE_NOT_FOUND, error_code, error_text
 from kms_guard.core.coverage import MAX_TRAILS, RegionSight, Rule, Trail
 
@@ -57,23 +56,21 @@ class CoverageGateway:
 
     def read(self, regions: Sequence[str], rule_names: Sequence[str]) -> list[RegionSight]:
         """Every Region concurrently; results in the order given."""
-        for region in regions:  # create clients up front, in this thread
-            self._clients.client("cloudtrail", region)
-            self._clients.client("events", region)
         selectors: dict[str, _Once] = {}
         lock = threading.Lock()
 
-        def selectors_of(arn: str, home: str) -> _Once:
+        def selectors_of(arn: str) -> _Once:
             with lock:
                 return selectors.setdefault(arn, _Once())
 
-        if len(regions) == 1:
-            return [self._region(regions[0], rule_names, selectors_of)]
-        with ThreadPoolExecutor(max_workers=len(regions), thread_name_prefix="coverage-read") as pool:
-            futures = [pool.submit(self._region, region, rule_names, selectors_of) for region in regions]
-            return [f.result() for f in futures]
+        return in_every_region(
+            self._clients,
+            ("cloudtrail", "events"),
+            regions,
+            lambda region: self._region(region, rule_names, selectors_of),
+        )
 
-    def _region(self, region: str, rule_names: Sequence[str], selectors_of: Callable[[str, str], _Once]) -> RegionSight:
+    def _region(self, region: str, rule_names: Sequence[str], selectors_of: Callable[[str], _Once]) -> RegionSight:
         rules = tuple(self._rule(region, name) for name in rule_names)
         try:
             listed = self._clients.client("cloudtrail", region).describe_trails(includeShadowTrails=True)
@@ -83,7 +80,7 @@ class CoverageGateway:
         trails = tuple(self._trail(region, t, selectors_of) for t in raw[:MAX_TRAILS])
         return RegionSight(region, trails, truncated=len(raw) > MAX_TRAILS, rules=rules)
 
-    def _trail(self, region: str, raw: Mapping[str, Any], selectors_of: Callable[[str, str], _Once]) -> Trail:
+    def _trail(self, region: str, raw: Mapping[str, Any], selectors_of: Callable[[str], _Once]) -> Trail:
         arn = str(raw["TrailARN"])
         home = str(raw.get("HomeRegion") or arn.split(":")[3] or region)
         trail = Trail(
@@ -102,7 +99,7 @@ class CoverageGateway:
             logging = status.get("IsLogging") is True
         except Exception as exc:
             status_error = f"GetTrailStatus: {error_text(exc)}"
-        basic, advanced, selectors_error = selectors_of(arn, home).get(lambda: self._selectors(arn, home))
+        basic, advanced, selectors_error = selectors_of(arn).get(lambda: self._selectors(arn, home))
         return Trail(
             arn=arn,
             name=trail.name,

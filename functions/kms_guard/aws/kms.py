@@ -11,7 +11,7 @@ from __future__ import annotations
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
-from kms_guard.aws.clients import ClientFactory
+from kms_guard.aws.clients import ClientFactory, in_every_region
 from kms_guard.aws.errors import NOT_FOUND, error_code, error_text
 from kms_guard.core.compliance import RegionObservation
 from kms_guard.guard import WriteFailed
@@ -52,11 +52,11 @@ class KmsGateway:
     def read_all(self, key_arns: dict[str, str]) -> list[RegionObservation]:
         """Read every Region concurrently, the first in this thread and the others on the background threads;
         results in the order given (home Region first)."""
-        for region in key_arns:
-            self._kms(region)  # create clients up front, in this thread
-        (first, first_arn), *others = key_arns.items()
-        futures = [self._background.submit(self.read, region, arn) for region, arn in others]
-        return [self.read(first, first_arn), *(f.result() for f in futures)]
+
+        def read(region: str) -> RegionObservation:
+            return self.read(region, key_arns[region])
+
+        return in_every_region(self._clients, ("kms",), list(key_arns), read, self._background)
 
     # Writes raise WriteFailed with AWS's reason: the use case reports it without knowing botocore.
     def put_key_policy(self, region: str, key_arn: str, policy: str) -> None:

@@ -52,7 +52,7 @@ def record_fleet(outcome: FleetResult) -> dict[str, Any]:
         finally:
             logger.remove_keys(["key_arn"])
     if outcome.sight is not None:
-        record(outcome.sight)
+        record_sight(outcome.sight)
     for key_arn, error in outcome.failed.items():
         metrics.add_metric(name="KeyCheckFailed", unit=MetricUnit.Count, value=1)
         logger.error("key check failed", extra={"key_arn": key_arn, "error": error})
@@ -83,16 +83,7 @@ def record(result: Result) -> dict[str, Any]:
         metrics.add_metric(name="AlertsPublished", unit=MetricUnit.Count, value=len(result.alerts))
     for outcome in result.remediation:
         metrics.add_metric(name=f"Repairs.{outcome.status}", unit=MetricUnit.Count, value=1)
-    if result.coverage is not None:
-        # Coverage.EVENT_PATH_SILENT is what the canary's alarm watches (infra.monitoring); every check emits the
-        # count, 0 included, so the alarm sees data whenever the check runs.
-        blind = [r for r in result.coverage.regions if r.status != "ok"]
-        metrics.add_metric(name="CoverageBlindRegions", unit=MetricUnit.Count, value=len(blind))
-        silent = sum(f.code.value == "EVENT_PATH_SILENT" for f in result.coverage.findings)
-        metrics.add_metric(name="Coverage.EVENT_PATH_SILENT", unit=MetricUnit.Count, value=silent)
-        for gap in result.coverage.findings:
-            if gap.code.value != "EVENT_PATH_SILENT":
-                metrics.add_metric(name=f"Coverage.{gap.code.value}", unit=MetricUnit.Count, value=1)
+    _record_coverage(result)
     logger.info(
         "key evaluated",
         extra={
@@ -107,3 +98,32 @@ def record(result: Result) -> dict[str, Any]:
         },
     )
     return summary
+
+
+def record_sight(result: Result) -> None:
+    """The sight of a deployment of many keys (kms_guard.fleet): its coverage metrics and alerts, and one log line.
+    It evaluates no key, so it is not counted in `Evaluations` nor logged as `key evaluated`."""
+    if result.alerts:
+        metrics.add_metric(name="AlertsPublished", unit=MetricUnit.Count, value=len(result.alerts))
+    _record_coverage(result)
+    logger.info(
+        "sight checked",
+        extra={
+            "coverage": result.coverage.verdict if result.coverage else None,
+            "alerts": [a.subject for a in result.alerts],
+        },
+    )
+
+
+def _record_coverage(result: Result) -> None:
+    if result.coverage is None:
+        return
+    # Coverage.EVENT_PATH_SILENT is what the canary's alarm watches (infra.monitoring); every check emits the count,
+    # 0 included, so the alarm sees data whenever the check runs.
+    blind = [r for r in result.coverage.regions if r.status != "ok"]
+    metrics.add_metric(name="CoverageBlindRegions", unit=MetricUnit.Count, value=len(blind))
+    silent = sum(f.code.value == "EVENT_PATH_SILENT" for f in result.coverage.findings)
+    metrics.add_metric(name="Coverage.EVENT_PATH_SILENT", unit=MetricUnit.Count, value=silent)
+    for gap in result.coverage.findings:
+        if gap.code.value != "EVENT_PATH_SILENT":
+            metrics.add_metric(name=f"Coverage.{gap.code.value}", unit=MetricUnit.Count, value=1)
