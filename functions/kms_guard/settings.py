@@ -26,7 +26,7 @@ from typing import Any, Literal
 from kms_guard.core import profiles
 from kms_guard.core.arns import REGION, ArnError, KeyArn, parse_regions
 from kms_guard.core.coverage import RULE_NAMES
-from kms_guard.core.vendor import ROCKSET, VendorProfile
+from kms_guard.core.vendor import ROCKSET, ROLE_ARN, VendorProfile
 
 Remediation = Literal["off", "restore-statement", "revert"]
 REMEDIATION_MODES: tuple[Remediation, ...] = ("off", "restore-statement", "revert")
@@ -36,11 +36,11 @@ MAX_WRITES_PER_HOUR = 3
 REMINDER_SECONDS = 3600
 """A reminder while a critical problem lasts (Rockset paused collections after several hours; others are faster)."""
 
-_PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:(?:iam|sts)::\d{12}:[\w+=,.@/-]+\Z")
-_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]{1,256}\Z")
+# ASCII only: Python's \d and \w also match other scripts' digits and letters, which no ARN holds.
+_PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:(?:iam|sts)::[0-9]{12}:[A-Za-z0-9_+=,.@/-]{1,512}\Z")
+_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}\Z")
 _TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}\Z")
 _RULE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}\Z")
-_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+\Z")
 CHECK_INTERVAL_MINUTES = 15
 """The scheduled check's default interval (the CDK default `rate(15 minutes)`)."""
 CANARY_GRACE_MINUTES = 15
@@ -197,7 +197,7 @@ def build_settings(
             )
         interval = int(text)
     canary_role = (canary_role_arn or "").strip() or None
-    if canary_role and not _ROLE_ARN.match(canary_role):
+    if canary_role and not ROLE_ARN.match(canary_role):
         raise SettingsError(f"{name('canary_role_arn')}: not an IAM role ARN: {canary_role[:120]!r}")
     return Settings(
         key=key,

@@ -111,3 +111,19 @@ def test_coverage_defaults_name_the_deployed_rules_and_no_canary() -> None:
 def test_bad_coverage_values_are_named(env: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         settings_from_env({"KMS_GUARD_KEY_ARN": ARN, **env})
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("trusted_principals", "arn:aws:iam::١١١١٢٢٢٢٣٣٣٣:role/BreakGlass"),  # Arabic-Indic digits: \d matched them
+        ("trusted_principals", "arn:aws:iam::111122223333:role/Bréak"),  # \w matched any letter
+        ("topic_arn", "arn:aws:sns:us-west-2:111122223333:alértes"),
+        ("canary_role_arn", "arn:aws:iam::111122223333:role/kms-guard-canarÿ"),
+    ],
+)
+def test_arns_are_ascii_as_aws_writes_them(field: str, value: str) -> None:
+    """A trusted principal spelled with other scripts' digits or letters can never be the caller CloudTrail names: it
+    would exempt nobody, silently. Refused, naming the setting."""
+    with pytest.raises(SettingsError, match=f"^{field}: not an"):
+        build_settings(key_arn=ARN, **{field: value})
