@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kms_guard.core.arns import ArnError, KeyArn
-from kms_guard.core.events import Ignored, candidate_identifiers, parse_event
+from kms_guard.core.events import ANOTHER_KEY, Ignored, candidate_identifiers, parse_event
 from kms_guard.core.findings import Code, Finding, KeyReport, RegionReport
 from kms_guard.guard import Guard, Result
 
@@ -126,8 +126,8 @@ class Fleet:
             return self.scheduled_check(raw_event)
         guards = self.route(raw_event)
         if not guards:
-            reason = first.reason if isinstance(first, Ignored) else "event is about another key"
-            if reason == "event is about another key":
+            reason = first.reason if isinstance(first, Ignored) else ANOTHER_KEY
+            if reason == ANOTHER_KEY:
                 reason = "event is about a key this deployment does not guard"
             return FleetResult(ignored=Result("ignored", reason))
         out = FleetResult()

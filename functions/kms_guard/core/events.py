@@ -51,6 +51,8 @@ KMS_EVENTS = frozenset({"KMS CMK Deletion", "KMS Imported Key Material Expiratio
 """KMS's own events: the detail-type is the event name."""
 
 Kind = Literal["api-call", "service-event", "kms-event", "scheduled"]
+ANOTHER_KEY = "event is about another key"
+"""Why an event naming some other key is dropped (a deployment of many keys says which keys it guards instead)."""
 MAX_FIELD = 512
 MAX_CANDIDATES = 64
 """At most this many key identifiers are read from one event (an event controls how many it carries)."""
@@ -243,7 +245,7 @@ def _identifies_key(candidates: Iterator[Any], key: KeyArn) -> str | None:
             arn_other = True
     if arn_ours or (id_ours and not arn_other):
         return None
-    return "event is about another key" if arn_other else "event does not identify a key by ARN or key ID"
+    return ANOTHER_KEY if arn_other else "event does not identify a key by ARN or key ID"
 
 
 def _actor(detail: Mapping[str, Any]) -> Actor:
