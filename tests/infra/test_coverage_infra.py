@@ -14,6 +14,7 @@ from kms_guard.settings import ENV_NAMES
 from moto import mock_aws
 
 from tests.infra.conftest import ACCOUNT, REGIONS, Built, build
+from tests.infra.test_alarm_delivery import identity_allows, resolve
 from tests.infra.test_stacks import policy_statements, resources
 from tests.support import load_event
 
@@ -96,23 +97,44 @@ def test_the_canary_keys_are_the_guards_own_in_every_region() -> None:
         assert canary_key["PendingWindowInDays"] == 7
 
 
-def test_the_canary_may_only_tag_keys_behind_the_canary_alias_in_the_watched_regions() -> None:
-    home = canary_on()["home"]
-    [role] = [r for r in resources(home, "AWS::IAM::Role").values() if r["Properties"].get("RoleName")]
-    assert role["Properties"]["RoleName"] == CANARY_ROLE_NAME
-    statements = [
-        s
-        for p in resources(home, "AWS::IAM::Policy").values()
-        for s in p["Properties"]["PolicyDocument"]["Statement"]
-        if any(a in CANARY_ACTIONS for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"]))
-        and s["Resource"] != []
-        and "key/*" in json.dumps(s["Resource"])
+def _role_statements(template: Template, role_logical_id: str) -> list[dict[str, Any]]:
+    """Every statement of the inline policies attached to the role (the canary's role has no managed policy)."""
+    role = resources(template, "AWS::IAM::Role")[role_logical_id]["Properties"]
+    assert not role.get("ManagedPolicyArns"), role
+    return [
+        statement
+        for policy in resources(template, "AWS::IAM::Policy").values()
+        if {"Ref": role_logical_id} in policy["Properties"]["Roles"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
     ]
-    [statement] = statements
-    assert statement["Action"] == list(CANARY_ACTIONS)
-    assert statement["Resource"] == [f"arn:aws:kms:{r}:{ACCOUNT}:key/*" for r in REGIONS]
-    assert statement["Condition"] == {"ForAnyValue:StringEquals": {"kms:ResourceAliases": [CANARY_ALIAS]}}
-    # no other statement anywhere grants the canary's write
+
+
+def test_the_canary_may_only_tag_keys_behind_the_canary_alias_in_the_watched_regions() -> None:
+    """What IAM would decide for the calls the canary makes (`CanarySender.send_one`: DescribeKey by the alias, then
+    TagResource on the key's ARN), evaluated on the role's policies, not compared with a statement's text."""
+    home = canary_on()["home"]
+    [(role_id, role)] = [
+        (lid, r) for lid, r in resources(home, "AWS::IAM::Role").items() if r["Properties"].get("RoleName")
+    ]
+    assert role["Properties"]["RoleName"] == CANARY_ROLE_NAME
+    statements = resolve(_role_statements(home, role_id), {"AWS::AccountId": ACCOUNT, "AWS::Partition": "aws"})
+    canary = {"kms:ResourceAliases": (CANARY_ALIAS,)}
+    beside_another = {"kms:ResourceAliases": ("alias/something-else", CANARY_ALIAS)}
+    for region in REGIONS:
+        key = f"arn:aws:kms:{region}:{ACCOUNT}:key/0b1c2d3e-1111-2222-3333-444455556666"
+        for action in CANARY_ACTIONS:
+            assert identity_allows(statements, action, key, canary), (action, region)
+            assert identity_allows(statements, action, key, beside_another), (action, region)
+            # any other key of the account, aliased or not: the guarded key, a customer's data key
+            assert not identity_allows(statements, action, key, {"kms:ResourceAliases": ("alias/data",)})
+            assert not identity_allows(statements, action, key, {})
+            assert not identity_allows(statements, action, key.replace(ACCOUNT, "444455556666"), canary)
+        for action in ("kms:UntagResource", "kms:PutKeyPolicy", "kms:ScheduleKeyDeletion", "kms:Decrypt"):
+            assert not identity_allows(statements, action, key, canary), action
+    outside = f"arn:aws:kms:ap-southeast-2:{ACCOUNT}:key/0b1c2d3e-1111-2222-3333-444455556666"
+    assert "ap-southeast-2" not in REGIONS
+    assert not identity_allows(statements, "kms:TagResource", outside, canary)
+    # no other statement anywhere in the stack grants the canary's write
     granted = [a for _, actions, _ in policy_statements(home) for a in actions]
     assert granted.count("kms:TagResource") == 1
 
