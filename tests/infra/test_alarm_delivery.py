@@ -170,6 +170,12 @@ def _publish(topic: str, alarm_arn: str, account: str) -> Request:
 
 
 def test_every_alarm_in_every_stack_may_publish_to_its_topic_and_use_its_key(on: Built) -> None:
+    """An assumption, not proven here: the KMS requests made for CloudWatch's publish carry `aws:SourceAccount` and
+    `aws:SourceArn` (the alarm's ARN), as the topic's own request does. aws-facts.md says only to limit the topic's
+    Allow with them; AWS's SNS key-management page (compatibility with event sources) shows the CloudWatch key-policy
+    statement without conditions, and for EventBridge's delivery to an encrypted topic these keys are reported absent
+    from the KMS request. Were they absent for CloudWatch too, the key policy's condition would drop every alarm
+    silently while this test passes: only a deploy to AWS (an alarm set to ALARM with `SetAlarmState`) can tell."""
     deliveries = _alarm_deliveries(on)
     assert len({region for region, *_ in deliveries}) == 3  # the home stack and both forwarders
     for _, alarm_arn, template, topic, pseudo in deliveries:
