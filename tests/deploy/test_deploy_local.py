@@ -269,6 +269,7 @@ def test_a_broken_replica_policy_alerts_through_the_deployed_topic(deployment: D
     assert deployment.client("dynamodb").scan(TableName=table)["Count"] > 0
 
 
+@pytest.mark.destroys
 def test_destroy_removes_every_stack_and_keeps_the_state_table(deployment: Deployment) -> None:
     table = resources_by_type(deployment.client("cloudformation"), "KmsGuard")["AWS::DynamoDB::Table"][0]
     output = deployment.cli("destroy", "--app", str(deployment.assembly), "--all", "--force")
