@@ -15,6 +15,7 @@ from moto import mock_aws
 
 from tests.infra.conftest import ACCOUNT, REGIONS, Built, build
 from tests.infra.test_alarm_delivery import identity_allows, resolve
+from tests.infra.test_checks import assert_cfn_lint_clean
 from tests.infra.test_stacks import policy_statements, resources
 from tests.support import load_event
 
@@ -216,19 +217,7 @@ def test_the_rules_carry_the_canary_only_from_the_canary_role_and_only_with_the_
 
 
 def test_cfn_lint_is_clean_with_the_canary() -> None:
-    import subprocess
-    from pathlib import Path
-
-    templates = sorted(str(p) for p in Path(canary_on()["assembly"].directory).glob("*.template.json"))
-    assert len(templates) == 3
-    result = subprocess.run(
-        ["cfn-lint", "--ignore-checks", "W3005", "--", *templates],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert_cfn_lint_clean(canary_on()["assembly"].directory, stacks=3)
 
 
 def test_the_canary_context_key_is_a_boolean() -> None:
