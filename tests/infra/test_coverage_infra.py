@@ -6,17 +6,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import boto3
 from aws_cdk.assertions import Template
 from kms_guard.aws.canary import CANARY_ACTIONS
 from kms_guard.core.coverage import CANARY_ALIAS, CANARY_ROLE_NAME, RULE_NAMES
 from kms_guard.settings import ENV_NAMES
-from moto import mock_aws
 
 from tests.infra.conftest import ACCOUNT, REGIONS, Built, build
 from tests.infra.test_alarm_delivery import identity_allows, resolve
 from tests.infra.test_checks import assert_cfn_lint_clean
-from tests.infra.test_stacks import policy_statements, resources
+from tests.infra.test_stacks import event_patterns, policy_statements, resources, route
 from tests.support import load_event
 
 CANARY_ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/{CANARY_ROLE_NAME}"
@@ -170,35 +168,7 @@ def test_event_path_silent_alarms_to_the_topic() -> None:
 
 def _route(template: Template, events: list[dict[str, Any]], region: str) -> list[str]:
     """Each event on a moto bus whose rules carry the template's patterns: the event names that arrive."""
-    patterns = [
-        r["Properties"]["EventPattern"]
-        for r in resources(template, "AWS::Events::Rule").values()
-        if "EventPattern" in r["Properties"]
-    ]
-    with mock_aws():
-        bridge = boto3.client("events", region_name=region, aws_access_key_id="t", aws_secret_access_key="t")
-        sqs = boto3.client("sqs", region_name=region, aws_access_key_id="t", aws_secret_access_key="t")
-        queue = sqs.create_queue(QueueName="target")["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        for i, pattern in enumerate(patterns):
-            bridge.put_rule(Name=f"r{i}", EventPattern=json.dumps(pattern))
-            bridge.put_targets(Rule=f"r{i}", Targets=[{"Id": "q", "Arn": arn}])
-        for event in events:
-            bridge.put_events(
-                Entries=[
-                    {
-                        "Source": event["source"],
-                        "DetailType": event["detail-type"],
-                        "Detail": json.dumps(event["detail"]),
-                    }
-                ]
-            )
-        names = []
-        while batch := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", []):
-            for message in batch:
-                names.append(json.loads(message["Body"])["detail"].get("eventName"))
-                sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
-        return names
+    return [body["detail"].get("eventName") for body in route(event_patterns(template), events, region)]
 
 
 def _canary(**identity: Any) -> dict[str, Any]:

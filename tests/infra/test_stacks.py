@@ -366,8 +366,8 @@ def _replica_created(region: str) -> dict[str, Any]:
     return event
 
 
-def _routed(patterns: list[dict[str, Any]], event_names: list[str], region: str) -> list[tuple[str, str]]:
-    """Put each fixture event on a moto event bus whose rules carry the synthesized patterns; see what arrives."""
+def route(patterns: list[dict[str, Any]], events: list[dict[str, Any]], region: str) -> list[dict[str, Any]]:
+    """Put each event on a moto event bus whose rules carry the synthesized patterns: the events that arrive."""
     with mock_aws():
         eventbridge = boto3.client("events", region_name=region, aws_access_key_id="t", aws_secret_access_key="t")
         sqs = boto3.client("sqs", region_name=region, aws_access_key_id="t", aws_secret_access_key="t")
@@ -376,11 +376,7 @@ def _routed(patterns: list[dict[str, Any]], event_names: list[str], region: str)
         for i, pattern in enumerate(patterns):
             eventbridge.put_rule(Name=f"r{i}", EventPattern=json.dumps(pattern))
             eventbridge.put_targets(Rule=f"r{i}", Targets=[{"Id": "q", "Arn": queue_arn}])
-        for name in event_names:
-            event = _replica_created(region) if name == "CreateKey" else load_event(name)
-            event["region"] = region
-            if "awsRegion" in event.get("detail", {}):
-                event["detail"]["awsRegion"] = region
+        for event in events:
             eventbridge.put_events(
                 Entries=[
                     {
@@ -394,13 +390,27 @@ def _routed(patterns: list[dict[str, Any]], event_names: list[str], region: str)
         received = []
         while batch := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", []):
             for message in batch:
-                body = json.loads(message["Body"])
-                received.append((body["detail-type"], body["detail"].get("eventName", body["detail-type"])))
+                received.append(json.loads(message["Body"]))
                 sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
         return received
 
 
-def _patterns(template: Template) -> list[dict[str, Any]]:
+def _routed(patterns: list[dict[str, Any]], event_names: list[str], region: str) -> list[tuple[str, str]]:
+    """Each fixture event, as logged in `region`, routed by the patterns: (detail-type, event name) of what arrives."""
+    events = []
+    for name in event_names:
+        event = _replica_created(region) if name == "CreateKey" else load_event(name)
+        event["region"] = region
+        if "awsRegion" in event.get("detail", {}):
+            event["detail"]["awsRegion"] = region
+        events.append(event)
+    return [
+        (body["detail-type"], body["detail"].get("eventName", body["detail-type"]))
+        for body in route(patterns, events, region)
+    ]
+
+
+def event_patterns(template: Template) -> list[dict[str, Any]]:
     return [
         r["Properties"]["EventPattern"]
         for r in resources(template, "AWS::Events::Rule").values()
@@ -410,27 +420,27 @@ def _patterns(template: Template) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("region", ["us-east-1", "eu-west-1"])
 def test_a_replica_created_in_another_region_is_forwarded_and_routed_at_home(off: Built, region: str) -> None:
-    forwarded = _routed(_patterns(off["forwarders"][region]), ["CreateKey"], region)
+    forwarded = _routed(event_patterns(off["forwarders"][region]), ["CreateKey"], region)
     assert forwarded == [("AWS API Call via CloudTrail", "CreateKey")]
-    assert _routed(_patterns(off["home"]), ["CreateKey"], region) == forwarded
+    assert _routed(event_patterns(off["home"]), ["CreateKey"], region) == forwarded
 
 
 @pytest.mark.parametrize("region", REGIONS)
 def test_home_rules_match_every_key_event_from_every_region(off: Built, region: str) -> None:
     # Events from other Regions arrive on the home bus unchanged (forwarded), so the home rules must match them too.
-    received = _routed(_patterns(off["home"]), RELEVANT, region)
+    received = _routed(event_patterns(off["home"]), RELEVANT, region)
     assert len(received) == len(RELEVANT)
 
 
 def test_rules_ignore_read_only_calls_failed_calls_and_other_services(off: Built) -> None:
-    assert _routed(_patterns(off["home"]), NOT_ROUTED, "us-west-2") == []
+    assert _routed(event_patterns(off["home"]), NOT_ROUTED, "us-west-2") == []
 
 
 @pytest.mark.parametrize("region", ["us-east-1", "eu-west-1"])
 def test_forwarders_route_the_same_events_to_the_home_bus(off: Built, region: str) -> None:
     template = off["forwarders"][region]
-    assert _patterns(template) == _patterns(off["home"])
-    assert len(_routed(_patterns(template), RELEVANT, region)) == len(RELEVANT)
+    assert event_patterns(template) == event_patterns(off["home"])
+    assert len(_routed(event_patterns(template), RELEVANT, region)) == len(RELEVANT)
     home_bus = "arn:aws:events:us-west-2:111122223333:event-bus/default"
     for rule in resources(template, "AWS::Events::Rule").values():
         [target] = rule["Properties"]["Targets"]
