@@ -690,6 +690,28 @@ def test_powertools_layer_comes_from_the_keys_partition_and_region(key_arn: str,
         assert function["Properties"]["Layers"] == [f"{layer}:{POWERTOOLS_LAYER_VERSION}"]
 
 
+def test_a_govcloud_deployment_names_no_commercial_arn() -> None:
+    """Every opt-in on, in aws-us-gov: each ARN the templates write is in the key's partition (or AWS::Partition); a
+    literal `arn:aws:` would be a statement that matches nothing there (a grant silently lost) or a refused template."""
+    key = "arn:aws-us-gov:kms:us-gov-west-1:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab"
+    built = build(
+        keyArn=key,
+        regions=["us-gov-west-1", "us-gov-east-1"],
+        remediation="restore-statement",
+        restoreKeyState=True,
+        canary=True,
+        securityHub=True,
+        findingEvents=True,
+        secondOpinion=True,
+    )
+    templates = [built["home"], *built["forwarders"].values()]
+    assert len(templates) == 2
+    for template in templates:
+        text = json.dumps(template.to_json())
+        assert "arn:aws-us-gov:" in text
+        assert re.findall(r"arn:aws:[^\"]{0,80}", text) == []
+
+
 def test_stacks_are_pinned_to_the_key_account_and_regions(on: Built) -> None:
     stacks = {s.stack_name: s.environment for s in on["assembly"].stacks}
     assert {name: (env.account, env.region) for name, env in stacks.items()} == {
