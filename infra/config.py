@@ -61,18 +61,20 @@ CONTEXT_KEYS = (
     "remediation",
     "restoreKeyState",
     "dryRun",
-    "trustedPrincipals",
-    "checkSchedule",
-    "vendorAccount",
-    "vendor",
-    "vendorRoles",
-    "vendorProfile",
     "securityHub",
     "findingEvents",
     "secondOpinion",
     "canary",
+    "checkSchedule",
+    "vendorRoles",
+    "vendorAccount",
+    "vendor",
+    "vendorProfile",
+    "trustedPrincipals",
     "keys",
 )
+"""Every context key the app reads, in the order their problems are reported (as the single-key checks always
+listed them)."""
 PER_KEY_CONTEXT = tuple(FIELDS)
 """The single-key context keys, which are exactly the fields of a `keys` entry: beside `keys`, each is a problem."""
 KEYS_FILE = "/opt/kms-guard/keys.json"
@@ -469,25 +471,6 @@ def _as_one_key(deployment: Deployment, keys: tuple[KeyAccess, ...]) -> dict[str
     }
 
 
-_ORDER = (
-    "keyArn",
-    "regions",
-    "alertEmails",
-    "remediation",
-    "restoreKeyState",
-    "dryRun",
-    "securityHub",
-    "findingEvents",
-    "secondOpinion",
-    "canary",
-    "checkSchedule",
-    "vendorRoles",
-    "vendorAccount",
-    "vendor",
-    "vendorProfile",
-    "trustedPrincipals",
-    "keys",
-)
 _LEADING_NAME = re.compile(r"^[A-Za-z]+")
 
 
@@ -495,7 +478,7 @@ def _problem_order(problem: str) -> int:
     """Problems in the order of the context keys they name (as the single-key checks always listed them)."""
     match = _LEADING_NAME.match(problem)
     name = match.group(0) if match else ""
-    return _ORDER.index(name) if name in _ORDER else len(_ORDER)
+    return CONTEXT_KEYS.index(name) if name in CONTEXT_KEYS else len(CONTEXT_KEYS)
 
 
 def _read_text(path: str) -> str:

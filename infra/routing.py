@@ -83,7 +83,7 @@ class KmsEventRules(Construct):
 
 
 class Forwarders(Construct):
-    """In another Rockset Region: the same rules, forwarding to the home Region's default event bus."""
+    """In every other Region some key is watched in: the same rules, forwarding to the home Region's default bus."""
 
     def __init__(
         self, scope: Construct, construct_id: str, *, home_bus_arn: str, account: str, canary: bool = False

@@ -17,6 +17,7 @@ Each class of gap met on that road (aws-facts.md, "Testing with moto") is handle
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import socket
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 CDK = ROOT / "node_modules" / ".bin" / "cdk"
@@ -71,6 +73,16 @@ def offline_environment(endpoint: str, region: str, home: Path) -> dict[str, str
         CI="true",  # no progress bars or colours in the CLI output the tests read
     )
     return env
+
+
+def use_offline_aws(env: pytest.MonkeyPatch, endpoint: str, region: str, home: Path) -> None:
+    """The test process itself (boto3, the handlers run in-process) gets the same AWS settings as the CLI's processes,
+    and no profile or session token from outside."""
+    for name, value in offline_environment(endpoint, region, home).items():
+        if name.startswith("AWS_"):
+            env.setenv(name, value)
+    env.delenv("AWS_PROFILE", raising=False)
+    env.delenv("AWS_SESSION_TOKEN", raising=False)
 
 
 @contextmanager
@@ -159,6 +171,20 @@ def publish_layer_stand_in(lambda_client: Any, layer_arn: str) -> str:
             CompatibleRuntimes=["python3.14"],
         )["LayerVersionArn"]
     return arn
+
+
+def stand_in_powertools(lambda_client: Any, template: Path) -> str:
+    """The one published layer the synthesized functions name (Powertools; the keys layer is the stack's own, a
+    reference), stood in for by `publish_layer_stand_in`; the stand-in's ARN."""
+    published = {
+        arn
+        for resource in json.loads(template.read_text())["Resources"].values()
+        if resource["Type"] == "AWS::Lambda::Function"
+        for arn in resource["Properties"].get("Layers", [])
+        if isinstance(arn, str)
+    }
+    assert len(published) == 1, published
+    return publish_layer_stand_in(lambda_client, published.pop())
 
 
 def stack_names(cloudformation: Any) -> dict[str, str]:

@@ -46,10 +46,11 @@ from tests.deploy.local_cloud import (
     invoke_like_lambda,
     moto_server,
     offline_environment,
-    publish_layer_stand_in,
     resources_by_type,
     stack_names,
+    stand_in_powertools,
     unpack,
+    use_offline_aws,
 )
 from tests.support import admin_statement, policy_text
 
@@ -94,11 +95,7 @@ class Deployment:
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     work = tmp_path_factory.mktemp("deploy-local")
     with moto_server(ACCOUNT) as endpoint, pytest.MonkeyPatch.context() as env:
-        for name, value in offline_environment(endpoint, HOME, work).items():
-            if name.startswith("AWS_"):
-                env.setenv(name, value)
-        env.delenv("AWS_PROFILE", raising=False)
-        env.delenv("AWS_SESSION_TOKEN", raising=False)
+        use_offline_aws(env, endpoint, HOME, work)
         # Given: the customer's multi-Region key (a replica in every other Region), as the SaaS vendor needs it.
         account = SimulatedAccount.create(regions=REGIONS, endpoint_url=endpoint, table="unused", topic="unused")
         assert account.account == ACCOUNT
@@ -107,14 +104,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         assembly = work / "cdk.out"
         outputs = {"synth": cli("synth", "--quiet", "--output", str(assembly), *context_args(context))}
 
-        layers = {
-            arn
-            for resource in json.loads((assembly / "KmsGuard.template.json").read_text())["Resources"].values()
-            if resource["Type"] == "AWS::Lambda::Function"
-            for arn in resource["Properties"].get("Layers", [])
-        }
-        assert len(layers) == 1, layers
-        stand_in = publish_layer_stand_in(account.client("lambda", HOME), layers.pop())
+        stand_in = stand_in_powertools(account.client("lambda", HOME), assembly / "KmsGuard.template.json")
 
         # When: bootstrap each Region, deploy every stack, deploy again (the app synthesized anew).
         environments = [f"aws://{ACCOUNT}/{region}" for region in REGIONS]
@@ -269,6 +259,7 @@ def test_a_broken_replica_policy_alerts_through_the_deployed_topic(deployment: D
     assert deployment.client("dynamodb").scan(TableName=table)["Count"] > 0
 
 
+@pytest.mark.destroys
 def test_destroy_removes_every_stack_and_keeps_the_state_table(deployment: Deployment) -> None:
     table = resources_by_type(deployment.client("cloudformation"), "KmsGuard")["AWS::DynamoDB::Table"][0]
     output = deployment.cli("destroy", "--app", str(deployment.assembly), "--all", "--force")

@@ -41,10 +41,11 @@ from tests.deploy.local_cloud import (
     invoke_like_lambda,
     moto_server,
     offline_environment,
-    publish_layer_stand_in,
     resources_by_type,
     stack_names,
+    stand_in_powertools,
     unpack,
+    use_offline_aws,
 )
 from tests.support import admin_statement, policy_text
 
@@ -80,7 +81,7 @@ KEYS_FILE = "/opt/kms-guard/keys.json"
 
 
 def key_regions(index: int) -> list[str]:
-    """Three of the four Regions, the key's primary first (the first key's primary is the home Region)."""
+    """Three consecutive Regions of the twelve, the key's primary first (the first key's primary is the home Region)."""
     first = index % len(REGIONS)
     return [REGIONS[(first + step) % len(REGIONS)] for step in range(3)]
 
@@ -130,13 +131,9 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
     work = tmp_path_factory.mktemp("deploy-many-keys")
     seconds: dict[str, float] = {}
     with moto_server(ACCOUNT) as endpoint, pytest.MonkeyPatch.context() as env:
-        for name, value in offline_environment(endpoint, HOME, work).items():
-            if name.startswith("AWS_"):
-                env.setenv(name, value)
-        env.delenv("AWS_PROFILE", raising=False)
-        env.delenv("AWS_SESSION_TOKEN", raising=False)
+        use_offline_aws(env, endpoint, HOME, work)
         started = time.monotonic()
-        # Given: 100 keys in the account, each with its vendor's grant, in three of four Regions.
+        # Given: 100 keys in the account, each with its vendor's grant, in three of the twelve Regions.
         account = SimulatedAccount.create(regions=key_regions(0), endpoint_url=endpoint, table="unused", topic="unused")
         assert account.account == ACCOUNT
         entries = create_keys(account)
@@ -147,15 +144,7 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
         mark = time.monotonic()
         outputs = {"synth": cli("synth", "--quiet", "--output", str(assembly), *context_args(context))}
         seconds["synth"] = time.monotonic() - mark
-        powertools = {
-            arn
-            for resource in json.loads((assembly / "KmsGuard.template.json").read_text())["Resources"].values()
-            if resource["Type"] == "AWS::Lambda::Function"
-            for arn in resource["Properties"].get("Layers", [])
-            if isinstance(arn, str)
-        }
-        assert len(powertools) == 1, powertools
-        publish_layer_stand_in(account.client("lambda", HOME), powertools.pop())
+        stand_in_powertools(account.client("lambda", HOME), assembly / "KmsGuard.template.json")
 
         # When: bootstrap each Region, deploy every stack, deploy again (the app synthesized anew).
         mark = time.monotonic()

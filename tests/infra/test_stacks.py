@@ -9,6 +9,8 @@ import subprocess
 import sys
 import tomllib
 import zipfile
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -364,8 +366,8 @@ def _replica_created(region: str) -> dict[str, Any]:
     return event
 
 
-def _routed(patterns: list[dict[str, Any]], event_names: list[str], region: str) -> list[tuple[str, str]]:
-    """Put each fixture event on a moto event bus whose rules carry the synthesized patterns; see what arrives."""
+def route(patterns: list[dict[str, Any]], events: list[dict[str, Any]], region: str) -> list[dict[str, Any]]:
+    """Put each event on a moto event bus whose rules carry the synthesized patterns: the events that arrive."""
     with mock_aws():
         eventbridge = boto3.client("events", region_name=region, aws_access_key_id="t", aws_secret_access_key="t")
         sqs = boto3.client("sqs", region_name=region, aws_access_key_id="t", aws_secret_access_key="t")
@@ -374,11 +376,7 @@ def _routed(patterns: list[dict[str, Any]], event_names: list[str], region: str)
         for i, pattern in enumerate(patterns):
             eventbridge.put_rule(Name=f"r{i}", EventPattern=json.dumps(pattern))
             eventbridge.put_targets(Rule=f"r{i}", Targets=[{"Id": "q", "Arn": queue_arn}])
-        for name in event_names:
-            event = _replica_created(region) if name == "CreateKey" else load_event(name)
-            event["region"] = region
-            if "awsRegion" in event.get("detail", {}):
-                event["detail"]["awsRegion"] = region
+        for event in events:
             eventbridge.put_events(
                 Entries=[
                     {
@@ -392,13 +390,27 @@ def _routed(patterns: list[dict[str, Any]], event_names: list[str], region: str)
         received = []
         while batch := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", []):
             for message in batch:
-                body = json.loads(message["Body"])
-                received.append((body["detail-type"], body["detail"].get("eventName", body["detail-type"])))
+                received.append(json.loads(message["Body"]))
                 sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
         return received
 
 
-def _patterns(template: Template) -> list[dict[str, Any]]:
+def _routed(patterns: list[dict[str, Any]], event_names: list[str], region: str) -> list[tuple[str, str]]:
+    """Each fixture event, as logged in `region`, routed by the patterns: (detail-type, event name) of what arrives."""
+    events = []
+    for name in event_names:
+        event = _replica_created(region) if name == "CreateKey" else load_event(name)
+        event["region"] = region
+        if "awsRegion" in event.get("detail", {}):
+            event["detail"]["awsRegion"] = region
+        events.append(event)
+    return [
+        (body["detail-type"], body["detail"].get("eventName", body["detail-type"]))
+        for body in route(patterns, events, region)
+    ]
+
+
+def event_patterns(template: Template) -> list[dict[str, Any]]:
     return [
         r["Properties"]["EventPattern"]
         for r in resources(template, "AWS::Events::Rule").values()
@@ -408,27 +420,27 @@ def _patterns(template: Template) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("region", ["us-east-1", "eu-west-1"])
 def test_a_replica_created_in_another_region_is_forwarded_and_routed_at_home(off: Built, region: str) -> None:
-    forwarded = _routed(_patterns(off["forwarders"][region]), ["CreateKey"], region)
+    forwarded = _routed(event_patterns(off["forwarders"][region]), ["CreateKey"], region)
     assert forwarded == [("AWS API Call via CloudTrail", "CreateKey")]
-    assert _routed(_patterns(off["home"]), ["CreateKey"], region) == forwarded
+    assert _routed(event_patterns(off["home"]), ["CreateKey"], region) == forwarded
 
 
 @pytest.mark.parametrize("region", REGIONS)
 def test_home_rules_match_every_key_event_from_every_region(off: Built, region: str) -> None:
     # Events from other Regions arrive on the home bus unchanged (forwarded), so the home rules must match them too.
-    received = _routed(_patterns(off["home"]), RELEVANT, region)
+    received = _routed(event_patterns(off["home"]), RELEVANT, region)
     assert len(received) == len(RELEVANT)
 
 
 def test_rules_ignore_read_only_calls_failed_calls_and_other_services(off: Built) -> None:
-    assert _routed(_patterns(off["home"]), NOT_ROUTED, "us-west-2") == []
+    assert _routed(event_patterns(off["home"]), NOT_ROUTED, "us-west-2") == []
 
 
 @pytest.mark.parametrize("region", ["us-east-1", "eu-west-1"])
 def test_forwarders_route_the_same_events_to_the_home_bus(off: Built, region: str) -> None:
     template = off["forwarders"][region]
-    assert _patterns(template) == _patterns(off["home"])
-    assert len(_routed(_patterns(template), RELEVANT, region)) == len(RELEVANT)
+    assert event_patterns(template) == event_patterns(off["home"])
+    assert len(_routed(event_patterns(template), RELEVANT, region)) == len(RELEVANT)
     home_bus = "arn:aws:events:us-west-2:111122223333:event-bus/default"
     for rule in resources(template, "AWS::Events::Rule").values():
         [target] = rule["Properties"]["Targets"]
@@ -525,41 +537,129 @@ def _heartbeat(template: Template) -> dict[str, Any]:
     return alarm
 
 
+DEPLOYED = datetime(2026, 1, 7, 10, 17, tzinfo=UTC)  # a Wednesday, between scheduled runs
+SIMULATED = timedelta(days=21)
+RunsAt = Callable[[datetime], bool]
+
+
+def _weekday_morning(t: datetime) -> bool:
+    return t.weekday() < 5 and (t.hour, t.minute) == (9, 0)
+
+
+def _evaluate(alarm: dict[str, Any], values: list[float | None], state: str) -> str:
+    """One evaluation of a CloudWatch alarm over its evaluation range (oldest first, None = no datapoint), per
+    https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/alarms-and-missing-data.html. Not modelled:
+    CloudWatch may look back further than the range when data is missing (by an amount it does not document), which
+    can only delay a change; the bounds asserted below leave a period of slack for it."""
+    treat = alarm["TreatMissingData"]
+    below = alarm["ComparisonOperator"] == "LessThanThreshold"
+    assert below or alarm["ComparisonOperator"] == "GreaterThanThreshold", "extend the model rather than guess"
+    present = [v for v in values if v is not None]
+    if treat == "breaching":
+        breaching = len(values) - len(present)
+    elif treat == "notBreaching":
+        breaching = 0
+    elif not present:
+        return "INSUFFICIENT_DATA" if treat == "missing" else state  # "ignore" keeps the state
+    else:
+        breaching = 0
+    breaching += sum(1 for v in present if (v < alarm["Threshold"] if below else v > alarm["Threshold"]))
+    return "ALARM" if breaching >= alarm["DatapointsToAlarm"] else "OK"
+
+
+def _notifications(alarm: dict[str, Any], runs: list[tuple[datetime, bool]]) -> list[tuple[datetime, str]]:
+    """The alarm evaluated every minute from the deploy for SIMULATED, on Lambda's metrics for `runs` (when, whether
+    it succeeded): the state changes that notify, by the template's actions. A new alarm starts in
+    INSUFFICIENT_DATA."""
+    metric = {m["Id"]: m["MetricStat"] for m in alarm["Metrics"] if "MetricStat" in m}
+    assert {k: (v["Metric"]["MetricName"], v["Stat"]) for k, v in metric.items()} == {
+        "invocations": ("Invocations", "Sum"),
+        "errors": ("Errors", "Sum"),
+    }
+    assert [m["Expression"] for m in alarm["Metrics"] if "Expression" in m] == ["invocations - errors"]
+    [period] = {v["Period"] for v in metric.values()}
+    sums: dict[int, list[int]] = {}  # period number -> [invocations, errors]; Lambda publishes none without a run
+    for when, succeeded in runs:
+        counts = sums.setdefault(int(when.timestamp()) // period, [0, 0])
+        counts[0] += 1
+        counts[1] += 0 if succeeded else 1
+    notifying = {
+        state
+        for state, key in (
+            ("ALARM", "AlarmActions"),
+            ("OK", "OKActions"),
+            ("INSUFFICIENT_DATA", "InsufficientDataActions"),
+        )
+        if alarm.get(key)
+    }
+    state, out = "INSUFFICIENT_DATA", list[tuple[datetime, str]]()
+    for minute in range(int(SIMULATED.total_seconds()) // 60):
+        now = DEPLOYED + timedelta(minutes=minute)
+        last = int(now.timestamp()) // period - 1  # the newest complete period
+        values: list[float | None] = []
+        for number in range(last - alarm["EvaluationPeriods"] + 1, last + 1):
+            sum_of = sums.get(number)
+            values.append(None if sum_of is None else sum_of[0] - sum_of[1])
+        new = _evaluate(alarm, values, state)
+        if new != state and new in notifying:
+            out.append((now, new))
+        state = new
+    return out
+
+
+def _runs(runs_at: RunsAt, until: datetime, failing: Callable[[datetime], bool] = lambda _: False) -> list[Any]:
+    minutes = int((until - DEPLOYED).total_seconds()) // 60
+    times = [DEPLOYED + timedelta(minutes=m) for m in range(1, minutes)]
+    return [(t, not failing(t)) for t in times if runs_at(t)]
+
+
 @pytest.mark.parametrize(
-    ("schedule", "interval_seconds"),
+    ("schedule", "runs_at", "interval"),
     [
-        ("rate(15 minutes)", 900),
-        ("rate(1 hour)", 3600),
-        ("rate(1 day)", 86400),
-        ("cron(0/10 * * * ? *)", 600),
-        ("cron(0 6 * * ? *)", 86400),
-        ("cron(0 9 ? * MON-FRI *)", 3 * 86400),  # Friday 09:00 to Monday 09:00
+        ("rate(15 minutes)", lambda t: t.minute % 15 == 2, timedelta(minutes=15)),
+        ("rate(1 hour)", lambda t: t.minute == 40, timedelta(hours=1)),
+        ("rate(1 day)", lambda t: (t.hour, t.minute) == (10, 30), timedelta(days=1)),
+        ("cron(0/10 * * * ? *)", lambda t: t.minute % 10 == 0, timedelta(minutes=10)),
+        ("cron(0 6 * * ? *)", lambda t: (t.hour, t.minute) == (6, 0), timedelta(days=1)),
+        ("cron(0 9 ? * MON-FRI *)", _weekday_morning, timedelta(days=3)),  # Friday 09:00 to Monday 09:00
     ],
 )
 def test_heartbeat_is_quiet_after_a_deploy_and_fires_when_runs_stop_or_fail(
-    schedule: str, interval_seconds: int
+    schedule: str, runs_at: RunsAt, interval: timedelta
 ) -> None:
-    """Fresh deploy: no data yet and missing data treated as missing, so the alarm stays in its initial
-    INSUFFICIENT_DATA and notifies nobody. Runs stop: the whole window has no data, the alarm becomes INSUFFICIENT_DATA,
-    and that notifies. Runs fail: periods with runs but no success breach. The window spans two schedule intervals."""
-    props = _heartbeat(build(checkSchedule=schedule)["home"])
-    assert props["TreatMissingData"] == "missing"  # not "breaching": that fires before the first run
-    topic = props["AlarmActions"]
-    assert topic
-    assert props["InsufficientDataActions"] == topic
-    assert props["ComparisonOperator"] == "LessThanThreshold"
-    assert props["Threshold"] == 1
-    assert props["DatapointsToAlarm"] == 2 <= props["EvaluationPeriods"]
-    [expression] = [m for m in props["Metrics"] if "Expression" in m]
-    assert expression["Expression"] == "invocations - errors"
-    periods = {m["MetricStat"]["Period"] for m in props["Metrics"] if "MetricStat" in m}
-    assert len(periods) == 1
-    [period] = periods
+    """The synthesized alarm evaluated as CloudWatch would, minute by minute over three weeks of the schedule's runs
+    (a rate's runs start at the deploy, at some minute CloudWatch chooses): quiet from the deploy while runs succeed
+    (no run yet is no alarm: the defect of issue 11), one notification when runs stop, one when they keep failing, none
+    for one failed run among successes."""
+    alarm = _heartbeat(build(checkSchedule=schedule)["home"])
+    end = DEPLOYED + SIMULATED
+    assert _notifications(alarm, _runs(runs_at, end)) == []
+
+    stop = DEPLOYED + timedelta(days=7)
+    last_run = _runs(runs_at, stop)[-1][0]
+    [(when, state)] = _notifications(alarm, _runs(runs_at, stop))
+    assert state == "INSUFFICIENT_DATA"
+    [period] = {m["MetricStat"]["Period"] for m in alarm["Metrics"] if "MetricStat" in m}
+    window = timedelta(seconds=period * alarm["EvaluationPeriods"])
+    assert last_run + interval < when  # a run that is merely not due yet is not an outage
+    assert when <= last_run + window + interval  # and two intervals without a run are noticed
+
+    failing = _runs(runs_at, end, failing=lambda t: t >= stop)
+    [(when, state)] = _notifications(alarm, failing)
+    assert state == "ALARM"
+    assert stop < when <= stop + window + interval
+
+    first_failure = next(t for t, _ in _runs(runs_at, end) if t >= stop)
+    once = _runs(runs_at, end, failing=lambda t: t == first_failure)
+    assert _notifications(alarm, once) == []
+
+
+@pytest.mark.parametrize("schedule", ["rate(15 minutes)", "rate(1 day)", "cron(0 9 ? * MON-FRI *)"])
+def test_the_heartbeat_window_is_one_cloudwatch_accepts(schedule: str) -> None:
+    alarm = _heartbeat(build(checkSchedule=schedule)["home"])
+    [period] = {m["MetricStat"]["Period"] for m in alarm["Metrics"] if "MetricStat" in m}
     assert period % 60 == 0
-    assert period <= min(interval_seconds, 86400)
-    window = period * props["EvaluationPeriods"]
-    assert window >= 2 * interval_seconds  # a late run is not an outage
-    assert window <= (86400 if period < 3600 else 7 * 86400)  # what CloudWatch accepts
+    assert period * alarm["EvaluationPeriods"] <= (86400 if period < 3600 else 7 * 86400)
 
 
 def test_forwarder_dlq_alarm_goes_to_a_regional_encrypted_topic(off: Built) -> None:
@@ -588,6 +688,28 @@ def test_powertools_layer_comes_from_the_keys_partition_and_region(key_arn: str,
     home = build(keyArn=key_arn, regions=[key_arn.split(":")[3]])["home"]
     for function in resources(home, "AWS::Lambda::Function").values():
         assert function["Properties"]["Layers"] == [f"{layer}:{POWERTOOLS_LAYER_VERSION}"]
+
+
+def test_a_govcloud_deployment_names_no_commercial_arn() -> None:
+    """Every opt-in on, in aws-us-gov: each ARN the templates write is in the key's partition (or AWS::Partition); a
+    literal `arn:aws:` would be a statement that matches nothing there (a grant silently lost) or a refused template."""
+    key = "arn:aws-us-gov:kms:us-gov-west-1:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab"
+    built = build(
+        keyArn=key,
+        regions=["us-gov-west-1", "us-gov-east-1"],
+        remediation="restore-statement",
+        restoreKeyState=True,
+        canary=True,
+        securityHub=True,
+        findingEvents=True,
+        secondOpinion=True,
+    )
+    templates = [built["home"], *built["forwarders"].values()]
+    assert len(templates) == 2
+    for template in templates:
+        text = json.dumps(template.to_json())
+        assert "arn:aws-us-gov:" in text
+        assert re.findall(r"arn:aws:[^\"]{0,80}", text) == []
 
 
 def test_stacks_are_pinned_to_the_key_account_and_regions(on: Built) -> None:
