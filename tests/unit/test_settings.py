@@ -1,5 +1,7 @@
 """Settings: parsed once, every bad value named."""
 
+from typing import Any
+
 import pytest
 from kms_guard.settings import SettingsError, build_settings, settings_from_env
 
@@ -125,5 +127,6 @@ def test_bad_coverage_values_are_named(env: dict[str, str], message: str) -> Non
 def test_arns_are_ascii_as_aws_writes_them(field: str, value: str) -> None:
     """A trusted principal spelled with other scripts' digits or letters can never be the caller CloudTrail names: it
     would exempt nobody, silently. Refused, naming the setting."""
+    options: dict[str, Any] = {field: value}
     with pytest.raises(SettingsError, match=f"^{field}: not an"):
-        build_settings(key_arn=ARN, **{field: value})
+        build_settings(key_arn=ARN, **options)
